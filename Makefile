@@ -1,0 +1,50 @@
+# peerpigeon-c. `make` builds ./peerpigeon; `make test` builds the sanitizer builds and runs
+# every test (installing Node test tools into .deps/ when missing); `make static` needs musl-gcc.
+CC ?= cc
+WARN = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Werror
+CFLAGS ?= -O2
+SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+VERSION = 0.1.0
+SRCS = peerpigeon.c peer.c hub.c ws.c http.c json.c
+HDRS = $(wildcard *.h)
+UNITS = build/test_ws build/test_http build/test_json
+
+all: peerpigeon
+
+peerpigeon: $(SRCS) $(HDRS)
+	$(CC) $(WARN) $(CFLAGS) -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS) $(LDFLAGS)
+
+static: $(SRCS) $(HDRS)
+	musl-gcc $(WARN) -Os -static -s -DPP_VERSION='"$(VERSION)"' -o peerpigeon $(SRCS)
+
+build:
+	mkdir -p build
+
+build/peerpigeon-asan: $(SRCS) $(HDRS) | build
+	$(CC) $(WARN) $(SAN) -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS)
+
+build/test_ws: test/test_ws.c ws.c ws.h test/t.h | build
+	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_ws.c ws.c
+
+build/test_json: test/test_json.c json.c json.h test/t.h | build
+	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_json.c json.c
+
+build/test_http: test/test_http.c http.c json.c http.h json.h test/t.h | build
+	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_http.c http.c json.c
+
+build/wsc: test/wsc.c ws.c ws.h | build
+	$(CC) $(WARN) -O2 -g -I. -o $@ test/wsc.c ws.c
+
+unit: $(UNITS)
+	@for t in $(UNITS); do ./$$t || exit 1; done
+
+test: peerpigeon build/peerpigeon-asan $(UNITS)
+	@bash test/run.sh
+
+fmt:
+	clang-format -i *.c *.h test/*.c test/*.h
+
+clean:
+	rm -rf build peerpigeon
+
+.PHONY: all static unit test fmt clean

@@ -1,0 +1,502 @@
+/* http.c - HTTP/1.1 for the signalling port. The request-head parser is a pure function that
+ * returns views into the caller's buffer (picohttpparser's contract) and rejects a bad byte the
+ * moment it arrives, so a client cannot make us wait for the rest of a head already known to
+ * be invalid. Also: header, token-list and query lookups, percent-decoding, the response
+ * writer. No allocation anywhere; bodies are the caller's business. */
+#include "http.h"
+#include "json.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* tchar of RFC 9110 5.6.2: the bytes of a method or header-name token. */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* A request-target byte: visible ASCII only (RFC 3986 has no raw controls, spaces or 8-bit). */
+static int is_target_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f;
+}
+
+/* field-vchar / obs-text plus SP and HTAB (RFC 9110 5.5): every byte but the controls. */
+static int is_value_char(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static int eq_nocase(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
+    return 1;
+}
+
+/* Consume a line end at *pp: CRLF or a bare LF (RFC 9112 2.2). 1 = consumed, 0 = the bytes
+ * ran out, -1 = something else is there. */
+static int eat_eol(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    if (p == end) return 0;
+    if (*p == '\r') {
+        if (++p == end) return 0;
+        if (*p != '\n') return -1;
+    } else if (*p != '\n') {
+        return -1;
+    }
+    *pp = p + 1;
+    return 1;
+}
+
+/* Splits the request-target into path and query, dropping any fragment (RFC 9112 3.2 never
+ * sends one, but a sloppy client might). */
+static void split_target(struct http_request *req, const char *t, size_t n)
+{
+    size_t i = 0;
+    while (i < n && t[i] != '?' && t[i] != '#')
+        i++;
+    req->path = t;
+    req->path_len = i;
+    req->query = NULL;
+    req->query_len = 0;
+    if (i < n && t[i] == '?') {
+        size_t q = ++i;
+        while (i < n && t[i] != '#')
+            i++;
+        req->query = t + q;
+        req->query_len = i - q;
+    }
+}
+
+int http_parse_request(const char *buf, size_t len, struct http_request *req)
+{
+    /* Never look past HTTP_MAX_HEAD: running out of bytes there means the head is too big,
+     * running out before it means "call again". */
+    const char *p = buf, *end = buf + (len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD);
+    const int short_rc = len >= HTTP_MAX_HEAD ? HTTP_TOO_LARGE : HTTP_INCOMPLETE;
+    int r;
+
+    req->num_headers = 0;
+
+    /* RFC 9112 2.2: ignore at least one empty line before the request-line. */
+    while ((r = eat_eol(&p, end)) == 1)
+        ;
+    if (p == end || (*p == '\r' && p + 1 == end)) return short_rc;
+    if (r < 0 && *p == '\r') return HTTP_BAD;
+
+    /* method SP */
+    req->method = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    if (p == end) return short_rc;
+    if (p == req->method || *p != ' ') return HTTP_BAD;
+    req->method_len = (size_t)(p - req->method);
+    p++;
+
+    /* request-target SP: origin-form or '*' (asterisk-form); absolute-form is not served. */
+    const char *target = p;
+    if (p == end) return short_rc;
+    if (*p != '/' && *p != '*') return HTTP_BAD;
+    if (*p++ == '*') {
+        if (p == end) return short_rc;
+        if (*p != ' ') return HTTP_BAD;
+    }
+    while (p < end && is_target_char((unsigned char)*p))
+        p++;
+    if (p == end) return short_rc;
+    if (*p != ' ') return HTTP_BAD;
+    split_target(req, target, (size_t)(p - target));
+    p++;
+
+    /* version, checked byte by byte so "HTTP/2" fails at once */
+    static const char ver[] = "HTTP/1.";
+    for (size_t i = 0; i < sizeof ver - 1; i++, p++) {
+        if (p == end) return short_rc;
+        if (*p != ver[i]) return HTTP_BAD;
+    }
+    if (p == end) return short_rc;
+    if (*p != '0' && *p != '1') return HTTP_BAD;
+    req->minor_version = *p++ - '0';
+    if ((r = eat_eol(&p, end)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
+
+    /* header-fields, then the empty line */
+    for (;;) {
+        if ((r = eat_eol(&p, end)) == 1) return (int)(p - buf);
+        if (p == end || (*p == '\r' && p + 1 == end)) return short_rc;
+        /* a line starting with whitespace is obs-fold (or junk): RFC 9112 5.2 lets us refuse */
+        if (!is_tchar((unsigned char)*p)) return HTTP_BAD;
+        if (req->num_headers == HTTP_MAX_HEADERS) return HTTP_TOO_LARGE;
+        struct http_header *h = &req->headers[req->num_headers];
+
+        h->name = p;
+        while (p < end && is_tchar((unsigned char)*p))
+            p++;
+        if (p == end) return short_rc;
+        if (*p != ':') /* RFC 9112 5.1: no whitespace between name and colon */
+            return HTTP_BAD;
+        h->name_len = (size_t)(p - h->name);
+        p++;
+
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        h->value = p;
+        while (p < end && is_value_char((unsigned char)*p))
+            p++;
+        const char *vend = p;
+        if ((r = eat_eol(&p, end)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
+        while (vend > h->value && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        h->value_len = (size_t)(vend - h->value);
+        req->num_headers++;
+    }
+}
+
+const struct http_header *http_header_get(const struct http_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (h->name_len == n && eq_nocase(h->name, name, n)) return h;
+    }
+    return NULL;
+}
+
+int http_has_token(const char *value, size_t len, const char *token)
+{
+    size_t tlen = strlen(token);
+    size_t i = 0;
+    if (tlen == 0) return 0;
+    while (i < len) {
+        size_t s = i, e;
+        while (i < len && value[i] != ',')
+            i++;
+        e = i++; /* skip the comma */
+        while (s < e && (value[s] == ' ' || value[s] == '\t'))
+            s++;
+        while (e > s && (value[e - 1] == ' ' || value[e - 1] == '\t'))
+            e--;
+        if (e - s == tlen && eq_nocase(value + s, token, tlen)) return 1;
+    }
+    return 0;
+}
+
+/* Keys are compared raw (still encoded) and case-sensitively: peerId is not PEERID. */
+int http_query_get(const char *query, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    size_t klen = strlen(key);
+    size_t i = 0;
+    if (query == NULL || klen == 0) return 0;
+    while (i < len) {
+        size_t s = i, eq;
+        while (i < len && query[i] != '&')
+            i++;
+        for (eq = s; eq < i && query[eq] != '='; eq++)
+            ;
+        if (eq - s == klen && memcmp(query + s, key, klen) == 0) {
+            size_t v = eq < i ? eq + 1 : i;
+            *val = query + v;
+            *vlen = i - v;
+            return 1;
+        }
+        i++; /* skip the '&' */
+    }
+    return 0;
+}
+
+static int hex_val(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = (unsigned char)lower(c);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* %00 is refused as a bad escape: callers use the output as a C string, and a NUL inside a
+ * peer id or network name would silently cut it short. */
+long http_url_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi, lo;
+            if (len - i < 3 || (hi = hex_val((unsigned char)in[i + 1])) < 0 ||
+                (lo = hex_val((unsigned char)in[i + 2])) < 0)
+                return -1;
+            c = (unsigned char)(hi << 4 | lo);
+            if (c == 0) return -1;
+            i += 2;
+        }
+        if (n == cap) return -1;
+        out[n++] = (char)c;
+    }
+    if (n < cap) out[n] = '\0';
+    return (long)n;
+}
+
+/* The response writer appends into a fixed buffer and remembers the first overflow. */
+struct out {
+    char *buf;
+    size_t cap, len;
+    int full;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->full || n > o->cap - o->len) {
+        o->full = 1;
+        return;
+    }
+    if (n) memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void put_str(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void put_uint(struct out *o, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, tmp + i, sizeof tmp - i);
+}
+
+/* RFC 9110 8.6: no Content-Length on a 1xx or 204 response; every other header as promised. */
+size_t http_write_response(char *out, size_t cap, int status, const char *ctype, const char *body,
+                           size_t body_len, const char *cors, int keep_alive, const char *extra)
+{
+    struct out o = {out, cap, 0, 0};
+    if (status < 100 || status > 999) return 0;
+    put_str(&o, "HTTP/1.1 ");
+    put_uint(&o, (unsigned)status);
+    put_str(&o, " ");
+    put_str(&o, http_status_text(status));
+    put_str(&o, "\r\n");
+    if (ctype) {
+        put_str(&o, "Content-Type: ");
+        put_str(&o, ctype);
+        put_str(&o, "\r\n");
+    }
+    if (status >= 200 && status != 204) {
+        put_str(&o, "Content-Length: ");
+        put_uint(&o, body_len);
+        put_str(&o, "\r\n");
+    }
+    if (cors) {
+        put_str(&o, "Access-Control-Allow-Origin: ");
+        put_str(&o, cors);
+        put_str(&o, "\r\n");
+    }
+    put_str(&o, keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    if (extra) put_str(&o, extra);
+    put_str(&o, "\r\n");
+    if (body_len) put(&o, body, body_len);
+    return o.full ? 0 : o.len;
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+/* ---- endpoints ---- */
+
+#define BODY_MAX 65536
+
+static int path_is(const struct http_request *req, const char *p)
+{
+    return req->path_len == strlen(p) && !memcmp(req->path, p, req->path_len);
+}
+
+/* ISO 8601 UTC with milliseconds, as JavaScript's toISOString. */
+static void write_iso(struct json_writer *w, uint64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char b[40];
+    gmtime_r(&t, &tm);
+    int n = snprintf(b, sizeof b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (unsigned)(ms % 1000));
+    json_write_raw(w, b, (size_t)n);
+}
+
+#define KEY(w, k) json_write_raw((w), k, sizeof k - 1)
+
+static void write_health(struct json_writer *w, const struct http_info *in)
+{
+    KEY(w, "{\"status\":\"healthy\",\"timestamp\":");
+    write_iso(w, in->now_wall_ms);
+    KEY(w, ",\"uptime\":");
+    json_write_double(w, (double)in->uptime_ms / 1000.0);
+    KEY(w, ",\"isHub\":");
+    json_write_bool(w, in->is_hub);
+    KEY(w, ",\"connections\":");
+    json_write_u64(w, in->connections);
+    KEY(w, ",\"peers\":");
+    json_write_u64(w, in->peers);
+    KEY(w, ",\"hubs\":");
+    json_write_u64(w, in->hubs);
+    KEY(w, ",\"networks\":");
+    json_write_u64(w, in->networks);
+    KEY(w, ",\"memory\":{\"rss\":");
+    json_write_u64(w, in->rss);
+    KEY(w, "}}");
+}
+
+static void write_stats(struct json_writer *w, const struct http_info *in)
+{
+    KEY(w, "{\"isRunning\":true,\"isHub\":");
+    json_write_bool(w, in->is_hub);
+    KEY(w, ",\"hubPeerId\":");
+    json_write_str(w, in->hub_id, strlen(in->hub_id));
+    KEY(w, ",\"hubMeshNamespace\":");
+    json_write_str(w, in->hub_ns, strlen(in->hub_ns));
+    KEY(w, ",\"connections\":");
+    json_write_u64(w, in->connections);
+    KEY(w, ",\"peers\":");
+    json_write_u64(w, in->peers);
+    KEY(w, ",\"hubs\":");
+    json_write_u64(w, in->hubs);
+    KEY(w, ",\"networks\":");
+    json_write_u64(w, in->networks);
+    KEY(w, ",\"bootstrapHubs\":{\"total\":");
+    json_write_u64(w, in->bootstrap_total);
+    KEY(w, ",\"connected\":");
+    json_write_u64(w, in->bootstrap_connected);
+    KEY(w, "},\"maxConnections\":");
+    json_write_u64(w, in->max_connections);
+    KEY(w, ",\"uptime\":");
+    json_write_u64(w, in->uptime_ms);
+    KEY(w, ",\"host\":");
+    json_write_str(w, in->host, strlen(in->host));
+    KEY(w, ",\"port\":");
+    json_write_u64(w, (uint64_t)in->port);
+    KEY(w, "}");
+}
+
+static void write_hubs(struct json_writer *w, const struct http_info *in)
+{
+    KEY(w, "{\"timestamp\":");
+    write_iso(w, in->now_wall_ms);
+    KEY(w, ",\"totalHubs\":");
+    json_write_u64(w, in->hubs);
+    KEY(w, ",\"hubs\":");
+    in->write_hubs(w);
+    KEY(w, "}");
+}
+
+static void write_hubstats(struct json_writer *w, const struct http_info *in)
+{
+    KEY(w, "{\"totalHubs\":");
+    json_write_u64(w, in->hubs);
+    KEY(w, ",\"connectedHubs\":");
+    json_write_u64(w, in->hubs + in->bootstrap_connected);
+    KEY(w, ",\"hubs\":");
+    in->write_hubs(w);
+    KEY(w, ",\"bootstrapHubs\":");
+    in->write_bootstrap(w);
+    KEY(w, "}");
+}
+
+size_t http_respond(const struct http_request *req, const struct http_info *info, int keep_alive,
+                    char *out, size_t cap)
+{
+    static char body[BODY_MAX];
+    static const char json[] = "application/json";
+    static const char text[] = "text/plain; charset=utf-8";
+    int head = req->method_len == 4 && !memcmp(req->method, "HEAD", 4);
+    int get = head || (req->method_len == 3 && !memcmp(req->method, "GET", 3));
+    if (req->method_len == 7 && !memcmp(req->method, "OPTIONS", 7))
+        return http_write_response(out, cap, 204, NULL, NULL, 0, info->cors, keep_alive,
+                                   "Access-Control-Allow-Methods: GET, OPTIONS\r\n"
+                                   "Access-Control-Allow-Headers: Content-Type, Authorization\r\n");
+    void (*writer)(struct json_writer *, const struct http_info *) = NULL;
+    if (path_is(req, "/health"))
+        writer = write_health;
+    else if (path_is(req, "/stats"))
+        writer = write_stats;
+    else if (path_is(req, "/hubstats"))
+        writer = write_hubstats;
+    else if (path_is(req, "/hubs"))
+        writer = write_hubs;
+    int known = writer || path_is(req, "/");
+    if (known && !get) {
+        static const char m[] = "Method Not Allowed\n";
+        return http_write_response(out, cap, 405, text, m, sizeof m - 1, info->cors, keep_alive,
+                                   "Allow: GET, HEAD, OPTIONS\r\n");
+    }
+    int status = 200;
+    const char *ctype = json;
+    size_t blen;
+    if (writer) {
+        struct json_writer w;
+        json_writer_init(&w, body, sizeof body);
+        writer(&w, info);
+        blen = w.len;
+        if (w.overflow) {
+            status = 500;
+            ctype = text;
+            blen = (size_t)snprintf(body, sizeof body, "Internal Server Error\n");
+        }
+    } else if (known) {
+        ctype = text;
+        blen = (size_t)snprintf(body, sizeof body, "PeerPigeon WebSocket Signaling Server");
+    } else {
+        status = 404;
+        ctype = text;
+        blen = (size_t)snprintf(body, sizeof body, "Not Found\n");
+    }
+    size_t n = http_write_response(out, cap, status, ctype, body, blen, info->cors, keep_alive, NULL);
+    if (head && n > blen) n -= blen; /* HEAD: same head, no body */
+    return n;
+}

@@ -1,0 +1,756 @@
+/* peer.c - the peer registry and the signalling rules of PROTOCOL.md section 3.
+ * Peers (by id), networks (by name) and remote peers (learnt from other hubs) live in
+ * fixed-size open-addressing tables sized from MAX_CONNECTIONS, with a per-process random hash
+ * seed; a network holds its members as intrusive lists. Messages are built once into one
+ * scratch buffer and queued; a fan-out builds the common text once and only the target differs.
+ * Sockets are not touched here: peerpigeon.c queues, closes and frees. */
+#include "peer.h"
+#include "hub.h"
+#include "peerpigeon.h"
+#include "ws.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+
+/* append a string literal */
+#define LIT(w, s) json_write_raw((w), s, sizeof s - 1)
+#define GLOBAL "global"
+#define GLOBAL_LEN 6
+#define SCRATCH_EXTRA 4096 /* envelope around a forwarded `data` */
+#define REMOTE_PER_CONN 4  /* remote peers kept: 4 x MAX_CONNECTIONS */
+
+struct network {
+    struct peer *local, *remote; /* members: connected here / learnt from hubs */
+    uint32_t nlocal, nremote;
+    size_t len;
+    char name[]; /* decoded, NUL-terminated, no NUL inside */
+};
+
+struct peer {
+    char id[PEER_ID_LEN + 1];
+    uint8_t is_hub;     /* announced as a hub */
+    uint8_t hub_rights; /* its fromPeerId and peer-discovered are honoured */
+    uint8_t remote;     /* learnt from a hub; conn is the link */
+    struct conn *conn;
+    struct network *net;
+    struct peer *prev, *next; /* in net's list */
+    char *extra;              /* announce data minus peerId/isHub: `,"k":v...` */
+    uint32_t extra_len;
+    uint64_t connected_at, registered_at, last_activity; /* wall ms */
+};
+
+/* ---- open-addressing tables: linear probing, backward-shift deletion, no tombstones ---- */
+
+struct table {
+    void **e;
+    uint32_t *h;
+    uint32_t mask, count, max;
+    const char *(*key)(const void *e, size_t *len);
+};
+
+static uint64_t seed;
+
+static uint32_t hash(const char *p, size_t n)
+{
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+static int table_init(struct table *t, uint32_t max, const char *(*key)(const void *, size_t *))
+{
+    uint32_t cap = 16;
+    while (cap < 2 * max) cap *= 2;
+    t->e = calloc(cap, sizeof *t->e);
+    t->h = calloc(cap, sizeof *t->h);
+    t->mask = cap - 1;
+    t->count = 0;
+    t->max = max;
+    t->key = key;
+    return t->e && t->h ? 0 : -1;
+}
+
+static void *table_find(const struct table *t, const char *k, size_t n)
+{
+    uint32_t h = hash(k, n);
+    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        if (!t->e[i]) return NULL;
+        size_t kl;
+        const char *kk;
+        if (t->h[i] == h && (kk = t->key(t->e[i], &kl), kl == n) && !memcmp(kk, k, n))
+            return t->e[i];
+    }
+}
+
+static int table_add(struct table *t, void *e)
+{
+    if (t->count >= t->max) return -1;
+    size_t n;
+    const char *k = t->key(e, &n);
+    uint32_t h = hash(k, n), i = h & t->mask;
+    while (t->e[i]) i = (i + 1) & t->mask;
+    t->e[i] = e;
+    t->h[i] = h;
+    t->count++;
+    return 0;
+}
+
+static void table_del_at(struct table *t, uint32_t i)
+{
+    t->e[i] = NULL;
+    t->count--;
+    /* shift later members of the cluster back so that lookups never stop short */
+    for (uint32_t j = (i + 1) & t->mask; t->e[j]; j = (j + 1) & t->mask) {
+        uint32_t home = t->h[j] & t->mask;
+        if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
+            t->e[i] = t->e[j];
+            t->h[i] = t->h[j];
+            t->e[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+static void table_del(struct table *t, const void *e)
+{
+    size_t n;
+    const char *k = t->key(e, &n);
+    for (uint32_t i = hash(k, n) & t->mask; t->e[i]; i = (i + 1) & t->mask)
+        if (t->e[i] == e) {
+            table_del_at(t, i);
+            return;
+        }
+}
+
+static const char *peer_key(const void *e, size_t *len)
+{
+    *len = PEER_ID_LEN;
+    return ((const struct peer *)e)->id;
+}
+
+static const char *net_key(const void *e, size_t *len)
+{
+    *len = ((const struct network *)e)->len;
+    return ((const struct network *)e)->name;
+}
+
+static struct table peers, remotes, networks;
+static uint32_t nhubs, nnets_local;
+static char *out;  /* message scratch: max message + envelope */
+static size_t out_cap;
+
+int peer_init(uint32_t max_connections)
+{
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = (uint64_t)(uintptr_t)&seed;
+    out_cap = cfg.max_message_size + SCRATCH_EXTRA + MAX_ANNOUNCE_DATA;
+    out = malloc(out_cap);
+    uint32_t nremote = max_connections * REMOTE_PER_CONN;
+    if (!out || table_init(&peers, max_connections + 16, peer_key) ||
+        table_init(&remotes, nremote, peer_key) ||
+        table_init(&networks, max_connections + nremote + 16, net_key))
+        return -1;
+    return 0;
+}
+
+const char *peer_id(const struct peer *p)
+{
+    return p->id;
+}
+
+struct conn *peer_conn(const struct peer *p)
+{
+    return p->conn;
+}
+
+int peer_has_hub_rights(const struct peer *p)
+{
+    return p->hub_rights;
+}
+
+int peer_is_hub(const struct peer *p)
+{
+    return p->is_hub;
+}
+
+const char *peer_network(const struct peer *p)
+{
+    return p->net ? p->net->name : GLOBAL;
+}
+
+uint32_t peer_count(void)
+{
+    return peers.count;
+}
+
+uint32_t peer_hub_count(void)
+{
+    return nhubs;
+}
+
+uint32_t network_count(void)
+{
+    return nnets_local;
+}
+
+struct peer *peer_find(const char *id)
+{
+    return table_find(&peers, id, PEER_ID_LEN);
+}
+
+/* ---- networks ---- */
+
+static struct network *net_get(const char *name, size_t len)
+{
+    struct network *n = table_find(&networks, name, len);
+    if (n) return n;
+    n = calloc(1, sizeof *n + len + 1);
+    if (!n) return NULL;
+    memcpy(n->name, name, len);
+    n->len = len;
+    if (table_add(&networks, n)) {
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static void net_link(struct network *n, struct peer *p)
+{
+    struct peer **head = p->remote ? &n->remote : &n->local;
+    if (!p->remote && n->nlocal++ == 0) nnets_local++;
+    if (p->remote) n->nremote++;
+    p->net = n;
+    p->prev = NULL;
+    p->next = *head;
+    if (*head) (*head)->prev = p;
+    *head = p;
+}
+
+static void net_unlink(struct peer *p)
+{
+    struct network *n = p->net;
+    struct peer **head = p->remote ? &n->remote : &n->local;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        *head = p->next;
+    if (p->next) p->next->prev = p->prev;
+    p->net = NULL;
+    p->prev = p->next = NULL;
+    if (!p->remote && --n->nlocal == 0) nnets_local--;
+    if (p->remote) n->nremote--;
+    if (n->nlocal == 0 && n->nremote == 0) {
+        table_del(&networks, n);
+        free(n);
+    }
+}
+
+/* ---- building messages ---- */
+
+static void write_ts_end(struct json_writer *w)
+{
+    LIT(w, ",\"timestamp\":");
+    json_write_u64(w, wall_ms());
+    LIT(w, "}");
+}
+
+static void send_error(struct peer *p, const char *text)
+{
+    struct json_writer w;
+    char buf[1024];
+    json_writer_init(&w, buf, sizeof buf);
+    LIT(&w, "{\"type\":\"error\",\"error\":");
+    json_write_str(&w, text, strlen(text));
+    write_ts_end(&w);
+    if (!w.overflow) conn_send(p->conn, w.p, w.len);
+}
+
+/* The JS server's answer to a type it does not route; the real client expects this text. */
+static void send_not_routed(struct peer *p, const char *type, size_t tl)
+{
+    char text[256];
+    snprintf(text, sizeof text,
+             "Signaling server does not route '%.*s' messages. Use WebRTC data channels for "
+             "peer-to-peer communication.",
+             (int)tl, type);
+    send_error(p, text);
+}
+
+size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target)
+{
+    size_t at = 0;
+    LIT(w, "{\"type\":\"peer-discovered\",\"data\":{\"peerId\":\"");
+    json_write_raw(w, p->id, PEER_ID_LEN);
+    if (p->is_hub)
+        LIT(w, "\",\"isHub\":true");
+    else
+        LIT(w, "\",\"isHub\":false");
+    if (p->extra_len) json_write_raw(w, p->extra, p->extra_len);
+    LIT(w, "},\"networkName\":");
+    json_write_str(w, peer_network(p), p->net ? p->net->len : GLOBAL_LEN);
+    LIT(w, ",\"fromPeerId\":\"system\"");
+    if (target) {
+        LIT(w, ",\"targetPeerId\":\"");
+        at = w->len;
+        json_write_raw(w, target, PEER_ID_LEN);
+        LIT(w, "\"");
+    }
+    write_ts_end(w);
+    return at;
+}
+
+/* Send w's message (built with the first recipient's id at id_at) to every local member of n
+ * except `skip`: the text is built once, only the 40-byte target differs. */
+static void fan_out(struct network *n, const struct peer *skip, const char *msg, size_t len,
+                    size_t id_at)
+{
+    struct iovec iov[3] = {
+        {(void *)msg, id_at}, {NULL, PEER_ID_LEN}, {(void *)(msg + id_at + PEER_ID_LEN), 0}};
+    iov[2].iov_len = len - id_at - PEER_ID_LEN;
+    for (struct peer *q = n->local; q; q = q->next) {
+        if (q == skip) continue;
+        iov[1].iov_base = q->id;
+        conn_send_iov(q->conn, iov, 3);
+    }
+}
+
+/* Build a message about p for network members with a placeholder target, then fan it out. */
+static void announce_to_network(struct peer *p)
+{
+    static const char zeros[PEER_ID_LEN + 1] = "0000000000000000000000000000000000000000";
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    size_t at = peer_write_discovered(&w, p, zeros);
+    if (!w.overflow) fan_out(p->net, p, w.p, w.len, at);
+}
+
+static void disconnected_to_network(struct network *n, const struct peer *p, const char *reason)
+{
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    LIT(&w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
+    json_write_raw(&w, p->id, PEER_ID_LEN);
+    if (p->is_hub)
+        LIT(&w, "\",\"isHub\":true");
+    else
+        LIT(&w, "\",\"isHub\":false");
+    LIT(&w, ",\"reason\":");
+    json_write_str(&w, reason, strlen(reason));
+    LIT(&w, "},\"networkName\":");
+    json_write_str(&w, n->name, n->len);
+    LIT(&w, ",\"fromPeerId\":\"system\",\"targetPeerId\":\"");
+    size_t at = w.len;
+    json_write_raw(&w, p->id, PEER_ID_LEN); /* placeholder */
+    LIT(&w, "\"");
+    write_ts_end(&w);
+    if (!w.overflow) fan_out(n, p, w.p, w.len, at);
+}
+
+/* ---- membership ---- */
+
+static void leave_network(struct peer *p, const char *reason)
+{
+    struct network *n = p->net;
+    if (!n) return;
+    char name[MAX_NETWORK_NAME + 1];
+    memcpy(name, n->name, n->len + 1);
+    net_unlink(p); /* may free n: only its copy of the name is used after this */
+    if (p->is_hub && !p->remote) nhubs--;
+    struct network *still = table_find(&networks, name, strlen(name));
+    if (still) disconnected_to_network(still, p, reason);
+    if (!p->remote && !p->is_hub) hub_local_left(p, name, reason);
+}
+
+/* Copy an announce `data` object's members except peerId and isHub as `,"k":v...`. */
+static int set_extra(struct peer *p, const struct json_val *data)
+{
+    free(p->extra);
+    p->extra = NULL;
+    p->extra_len = 0;
+    if (!data || data->type != JSON_OBJECT) return 0;
+    size_t pos = 0, total = 0;
+    struct json_val k, v;
+    while (json_next(data, &pos, &k, &v))
+        if (!json_str_eq(&k, "peerId", 6) && !json_str_eq(&k, "isHub", 5)) total += k.len + v.len + 2;
+    if (total == 0) return 0;
+    if (total > MAX_ANNOUNCE_DATA) return -1;
+    p->extra = malloc(total);
+    if (!p->extra) return -1;
+    char *o = p->extra;
+    pos = 0;
+    while (json_next(data, &pos, &k, &v)) {
+        if (json_str_eq(&k, "peerId", 6) || json_str_eq(&k, "isHub", 5)) continue;
+        *o++ = ',';
+        memcpy(o, k.p, k.len);
+        o += k.len;
+        *o++ = ':';
+        memcpy(o, v.p, v.len);
+        o += v.len;
+    }
+    p->extra_len = (uint32_t)total;
+    return 0;
+}
+
+static void send_discovered_to(struct peer *to, const struct peer *about)
+{
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    peer_write_discovered(&w, about, to->id);
+    if (!w.overflow) conn_send(to->conn, w.p, w.len);
+}
+
+/* Network name of a message: networkName or "global". -1 if it is not a usable string. */
+static int msg_network(const struct json_val *root, char *name, size_t *len)
+{
+    struct json_val v;
+    if (!json_get(root, "networkName", &v) || v.type == JSON_NULL) {
+        memcpy(name, GLOBAL, GLOBAL_LEN + 1);
+        *len = GLOBAL_LEN;
+        return 0;
+    }
+    if (v.type != JSON_STRING) return -1;
+    long n = json_str_unescape(&v, name, MAX_NETWORK_NAME + 1);
+    if (n <= 0 || memchr(name, 0, (size_t)n)) return -1;
+    *len = (size_t)n;
+    return 0;
+}
+
+static void on_announce(struct peer *p, const struct json_val *root)
+{
+    char name[MAX_NETWORK_NAME + 1];
+    size_t nl;
+    if (msg_network(root, name, &nl)) {
+        send_error(p, "announce: networkName must be a non-empty string of at most 256 bytes");
+        return;
+    }
+    struct json_val data;
+    int has_data = json_get(root, "data", &data);
+    struct json_val ih;
+    int is_hub = (has_data && data.type == JSON_OBJECT && json_get(&data, "isHub", &ih) &&
+                  ih.type == JSON_TRUE) ||
+                 (nl == strlen(cfg.hub_ns) && !memcmp(name, cfg.hub_ns, nl));
+    if (set_extra(p, has_data ? &data : NULL)) {
+        send_error(p, "announce: data too large");
+        return;
+    }
+    if (p->net && (p->net->len != nl || memcmp(p->net->name, name, nl)))
+        leave_network(p, "network changed");
+    if (!p->net) {
+        struct network *n = net_get(name, nl);
+        if (!n) {
+            send_error(p, "announce: too many networks");
+            return;
+        }
+        net_link(n, p);
+        if (is_hub) nhubs++;
+    } else if (is_hub != p->is_hub) {
+        nhubs += is_hub ? 1 : (uint32_t)-1;
+    }
+    p->is_hub = (uint8_t)is_hub;
+    p->registered_at = wall_ms();
+    announce_to_network(p);
+    for (struct peer *q = p->net->local; q; q = q->next)
+        if (q != p) send_discovered_to(p, q);
+    for (struct peer *q = p->net->remote; q; q = q->next) send_discovered_to(p, q);
+    if (cfg.is_hub) {
+        if (is_hub && !p->hub_rights) {
+            p->hub_rights = 1;
+            hub_peer_is_hub(p);
+        } else if (!is_hub) {
+            hub_local_announced(p);
+        }
+    }
+}
+
+int peer_forward(const char *type, size_t type_len, const char *from, const char *target,
+                 const char *net, size_t net_len, const struct json_val *data)
+{
+    struct peer *q = peer_find(target);
+    if (!q) return 0;
+    const char *qn = peer_network(q);
+    if (strlen(qn) != net_len || memcmp(qn, net, net_len)) return -1;
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    LIT(&w, "{\"type\":");
+    json_write_str(&w, type, type_len);
+    if (data) {
+        LIT(&w, ",\"data\":");
+        json_write_raw(&w, data->p, data->len);
+    }
+    LIT(&w, ",\"fromPeerId\":\"");
+    json_write_raw(&w, from, PEER_ID_LEN);
+    LIT(&w, "\",\"targetPeerId\":\"");
+    json_write_raw(&w, target, PEER_ID_LEN);
+    LIT(&w, "\",\"networkName\":");
+    json_write_str(&w, net, net_len);
+    write_ts_end(&w);
+    if (w.overflow) return -1;
+    conn_send(q->conn, w.p, w.len);
+    return 1;
+}
+
+static int is_hex40(const char *s, size_t n)
+{
+    if (n != PEER_ID_LEN) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return 1;
+}
+
+/* A 40-hex id from a string member; 0 if present and valid. */
+static int get_id(const struct json_val *root, const char *key, char id[PEER_ID_LEN + 1])
+{
+    struct json_val v;
+    if (!json_get(root, key, &v) || v.type != JSON_STRING) return -1;
+    long n = json_str_unescape(&v, id, PEER_ID_LEN + 1);
+    return n == PEER_ID_LEN && is_hex40(id, PEER_ID_LEN) ? 0 : -1;
+}
+
+static void on_signal(struct peer *p, const char *type, size_t tl, const struct json_val *root)
+{
+    char target[PEER_ID_LEN + 1], name[MAX_NETWORK_NAME + 1];
+    size_t nl;
+    struct json_val tv;
+    if (!json_get(root, "targetPeerId", &tv) || tv.type == JSON_NULL) {
+        send_error(p, "Missing targetPeerId");
+        return;
+    }
+    if (get_id(root, "targetPeerId", target)) {
+        send_error(p, "targetPeerId must be 40 hex digits");
+        return;
+    }
+    if (msg_network(root, name, &nl)) {
+        send_error(p, "networkName must be a non-empty string of at most 256 bytes");
+        return;
+    }
+    struct json_val data;
+    const struct json_val *dp = json_get(root, "data", &data) ? &data : NULL;
+    int r = peer_forward(type, tl, p->id, target, name, nl, dp);
+    if (r == 0 && cfg.is_hub)
+        hub_relay_signal(p->conn, type, tl, p->id, target, name, nl, dp, root);
+    else if (r <= 0)
+        log_msg(LOG_DEBUG, "%.8s: %.*s for %.8s dropped: %s", p->id, (int)tl, type, target,
+                r ? "other network" : "not connected");
+}
+
+static void on_goodbye(struct peer *p)
+{
+    struct network *n = p->net;
+    if (!n) return;
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    LIT(&w, "{\"type\":\"goodbye\",\"fromPeerId\":\"");
+    json_write_raw(&w, p->id, PEER_ID_LEN);
+    LIT(&w, "\",\"networkName\":");
+    json_write_str(&w, n->name, n->len);
+    write_ts_end(&w);
+    if (w.overflow) return;
+    for (struct peer *q = n->local; q; q = q->next)
+        if (q != p) conn_send(q->conn, w.p, w.len);
+    leave_network(p, "goodbye");
+}
+
+static int type_is(const char *t, size_t tl, const char *s)
+{
+    return strlen(s) == tl && !memcmp(t, s, tl);
+}
+
+void peer_on_message(struct peer *p, const char *msg, size_t len)
+{
+    struct json_val root, tv;
+    char type[64];
+    if (json_validate(msg, len) || json_value(msg, len, &root) || root.type != JSON_OBJECT) {
+        send_error(p, "Invalid message: expected a JSON object");
+        return;
+    }
+    if (!json_get(&root, "type", &tv) || tv.type != JSON_STRING) {
+        send_error(p, "Invalid message: missing string 'type'");
+        return;
+    }
+    long tl = json_str_unescape(&tv, type, sizeof type);
+    if (tl < 0) tl = (long)sizeof type - 1; /* long unknown types only appear in the error */
+    p->last_activity = wall_ms();
+    size_t t = (size_t)tl;
+    if (p->hub_rights && hub_handle(p->conn, type, t, &root)) return;
+    if (type_is(type, t, "announce")) {
+        on_announce(p, &root);
+    } else if (type_is(type, t, "offer") || type_is(type, t, "answer") ||
+               type_is(type, t, "ice-candidate")) {
+        on_signal(p, type, t, &root);
+    } else if (type_is(type, t, "ping")) {
+        char buf[192];
+        uint64_t ts = wall_ms();
+        int n = snprintf(buf, sizeof buf,
+                         "{\"type\":\"pong\",\"data\":{\"timestamp\":%llu},\"fromPeerId\":\"system\","
+                         "\"targetPeerId\":\"%s\",\"timestamp\":%llu}",
+                         (unsigned long long)ts, p->id, (unsigned long long)ts);
+        conn_send(p->conn, buf, (size_t)n);
+    } else if (type_is(type, t, "goodbye")) {
+        on_goodbye(p);
+    } else if (type_is(type, t, "cleanup") || type_is(type, t, "peer-discovered")) {
+        /* cleanup: accepted, no reply; peer-discovered from a client: ignored (JS) */
+    } else {
+        send_not_routed(p, type, t);
+    }
+}
+
+/* ---- connections ---- */
+
+struct peer *peer_open(struct conn *c, const char *id, const char **reason)
+{
+    struct peer *old = peer_find(id);
+    if (old) {
+        if (now_ms - conn_last_heard(old->conn) < cfg.ping_interval_ms) {
+            *reason = "Peer already connected";
+            return NULL;
+        }
+        /* the old one went quiet (half-open TCP): it gives way; its close touches only itself */
+        conn_close(old->conn, WS_CLOSE_GOING_AWAY, "Replaced by a new connection");
+    }
+    struct peer *p = calloc(1, sizeof *p);
+    if (!p) {
+        *reason = "Server out of memory";
+        return NULL;
+    }
+    memcpy(p->id, id, PEER_ID_LEN);
+    p->conn = c;
+    p->connected_at = p->last_activity = wall_ms();
+    if (table_add(&peers, p)) {
+        free(p);
+        *reason = "Maximum connections reached";
+        return NULL;
+    }
+    return p;
+}
+
+void peer_on_close(struct peer *p, const char *reason)
+{
+    leave_network(p, reason);
+    table_del(&peers, p);
+    if (p->hub_rights) peer_remote_drop_link(p->conn);
+    free(p->extra);
+    free(p);
+}
+
+void peer_write_hubs(struct json_writer *w)
+{
+    int first = 1;
+    LIT(w, "[");
+    for (uint32_t i = 0; i <= peers.mask; i++) {
+        const struct peer *p = peers.e[i];
+        if (!p || !p->is_hub || !p->net) continue;
+        if (!first) LIT(w, ",");
+        first = 0;
+        LIT(w, "{\"peerId\":\"");
+        json_write_raw(w, p->id, PEER_ID_LEN);
+        LIT(w, "\",\"registeredAt\":");
+        json_write_u64(w, p->registered_at);
+        LIT(w, ",\"lastActivity\":");
+        json_write_u64(w, p->last_activity);
+        LIT(w, ",\"networkName\":");
+        json_write_str(w, p->net->name, p->net->len);
+        LIT(w, ",\"data\":{\"peerId\":\"");
+        json_write_raw(w, p->id, PEER_ID_LEN);
+        LIT(w, "\",\"isHub\":true");
+        json_write_raw(w, p->extra, p->extra_len);
+        LIT(w, "},\"connectedAt\":");
+        json_write_u64(w, p->connected_at);
+        LIT(w, "}");
+    }
+    LIT(w, "]");
+}
+
+void peer_each_local(void (*fn)(struct peer *p, void *arg), void *arg)
+{
+    for (uint32_t i = 0; i <= peers.mask; i++) {
+        struct peer *p = peers.e[i];
+        if (p && p->net && !p->is_hub) fn(p, arg);
+    }
+}
+
+/* ---- peers of other hubs ---- */
+
+int peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
+                    const struct json_val *data)
+{
+    struct json_val ih;
+    if (data && data->type == JSON_OBJECT && json_get(data, "isHub", &ih) && ih.type == JSON_TRUE)
+        return 0;
+    if (peer_find(id)) return 0;
+    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
+    if (r && r->net->len == net_len && !memcmp(r->net->name, net, net_len)) return 0;
+    if (r) peer_remote_remove(id, "network changed");
+    r = calloc(1, sizeof *r);
+    if (!r) return 0;
+    memcpy(r->id, id, PEER_ID_LEN);
+    r->remote = 1;
+    r->conn = via;
+    r->connected_at = r->registered_at = r->last_activity = wall_ms();
+    struct network *n = net_get(net, net_len);
+    if (!n || set_extra(r, data) || table_add(&remotes, r)) {
+        if (n && !n->nlocal && !n->nremote) {
+            table_del(&networks, n);
+            free(n);
+        }
+        free(r->extra);
+        free(r);
+        log_msg(LOG_WARN, "remote peer %.8s not kept: limit reached", id);
+        return 0;
+    }
+    net_link(n, r);
+    announce_to_network(r);
+    return 1;
+}
+
+static void remote_free(struct peer *r, const char *reason)
+{
+    leave_network(r, reason);
+    free(r->extra);
+    free(r);
+}
+
+int peer_remote_remove(const char *id, const char *reason)
+{
+    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
+    if (!r) return 0;
+    table_del(&remotes, r);
+    remote_free(r, reason);
+    return 1;
+}
+
+void peer_remote_drop_link(struct conn *via)
+{
+    for (uint32_t i = 0; i <= remotes.mask;) {
+        struct peer *r = remotes.e[i];
+        if (r && r->conn == via) {
+            table_del_at(&remotes, i); /* a later entry may shift into i: look again */
+            remote_free(r, "hub disconnected");
+        } else {
+            i++;
+        }
+    }
+}
+
+struct conn *peer_remote_link(const char *id)
+{
+    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
+    return r ? r->conn : NULL;
+}
