@@ -1,24 +1,634 @@
-/* hub.c - hub mode (stub while the signalling core lands). */
+/* hub.c - hub mode (PROTOCOL.md section 5). Outbound links to BOOTSTRAP_HUBS are client-side
+ * WebSocket connections owned by the loop like any other; this file parses the URLs, dials
+ * (non-blocking connect; numeric hosts and /etc/hosts need no lookup, other names one bounded
+ * getaddrinfo per attempt), checks the 101 answer, retries forever with jittered backoff, and
+ * speaks the hub protocol on both outbound links and inbound hub connections: peers flooded
+ * with split horizon and state-based dedup, signals routed by where the target was learnt,
+ * with a hop limit and a dedup window. TLS (wss://) is out of scope and reported as such. */
 #include "hub.h"
+#include "http.h"
+#include "peer.h"
 #include "peerpigeon.h"
+#include "ws.h"
 
-const char *hub_init(void) { return NULL; }
-void hub_free(void) {}
-void hub_tick(void) {}
-void hub_on_connect(struct conn *c) { (void)c; }
-int hub_on_handshake(struct conn *c, const char *head, size_t len) { (void)c; (void)head; (void)len; return -1; }
-void hub_on_open(struct conn *c) { (void)c; }
-void hub_on_message(struct conn *c, const char *msg, size_t len) { (void)c; (void)msg; (void)len; }
-void hub_on_close(struct conn *c, void *link) { (void)c; (void)link; }
-uint32_t hub_links_total(void) { return 0; }
-uint32_t hub_links_connected(void) { return 0; }
-void hub_write_bootstrap(struct json_writer *w) { json_write_raw(w, "[]", 2); }
-void hub_local_announced(struct peer *p) { (void)p; }
-void hub_local_left(struct peer *p, const char *net, const char *reason) { (void)p; (void)net; (void)reason; }
-void hub_peer_is_hub(struct peer *p) { (void)p; }
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define MAX_INBOUND_HUBS 256
+#define HUB_MAX_HOPS 8          /* a relayed signal crosses at most this many hubs */
+#define DEDUP_SLOTS 8192        /* recent relayed signals remembered */
+#define DEDUP_WINDOW_MS 5000
+
+struct link {
+    char uri[MAX_URL];
+    char host[256];
+    char target[MAX_URL + 64]; /* path?query&peerId=<hub id> */
+    int port;
+    const char *unsupported;   /* why it is never dialled, or NULL */
+    struct conn *c;
+    int open;
+    int peer_caches;           /* the other side is peerpigeon-c: it replays peers itself */
+    uint32_t attempt;          /* attempts since the last successful open */
+    uint64_t last_attempt;     /* wall ms */
+    uint64_t next_try;         /* mono ms */
+    char key[25];
+};
+
+static struct link links[MAX_BOOTSTRAP_HUBS];
+static int nlinks;
+static struct conn *inbound[MAX_INBOUND_HUBS];
+static int ninbound;
+static struct {
+    uint64_t h;
+    uint64_t at;
+} seen[DEDUP_SLOTS];
+
+#define LIT(w, s) json_write_raw((w), s, sizeof s - 1)
+
+static char *out;
+static size_t out_cap;
+
+/* ---- URLs ---- */
+
+static const char *parse_url(struct link *l, const char *s, size_t n)
+{
+    if (n >= MAX_URL) return "URL too long";
+    memcpy(l->uri, s, n);
+    l->uri[n] = 0;
+    const char *p = l->uri;
+    if (!strncmp(p, "wss://", 6)) {
+        l->unsupported = "wss:// needs TLS, which peerpigeon-c does not do: put a TLS proxy "
+                         "in front of the remote hub and dial ws://";
+        p += 6;
+    } else if (!strncmp(p, "ws://", 5)) {
+        p += 5;
+    } else {
+        return "only ws:// URLs can be dialled";
+    }
+    const char *h = p, *he;
+    if (*p == '[') {
+        he = strchr(p, ']');
+        if (!he) return "unclosed [ in host";
+        h = p + 1;
+        p = he + 1;
+    } else {
+        while (*p && *p != ':' && *p != '/' && *p != '?') {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  *p == '.' || *p == '-' || *p == '_'))
+                return "bad character in host";
+            p++;
+        }
+        he = p;
+    }
+    if (he == h || (size_t)(he - h) >= sizeof l->host) return "missing or too long host";
+    memcpy(l->host, h, (size_t)(he - h));
+    l->host[he - h] = 0;
+    l->port = l->unsupported ? 443 : 80;
+    if (*p == ':') {
+        long port = 0;
+        p++;
+        if (*p < '0' || *p > '9') return "bad port";
+        while (*p >= '0' && *p <= '9') {
+            port = port * 10 + (*p++ - '0');
+            if (port > 65535) return "bad port";
+        }
+        if (port == 0) return "bad port";
+        l->port = (int)port;
+    }
+    const char *path = *p == '/' ? p : "/";
+    const char *query = *p == '?' ? p : strchr(p, '?');
+    if (*p && *p != '/' && *p != '?') return "junk after the port";
+    for (const char *q = p; *q; q++)
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '#')
+            return "bad character in path";
+    size_t plen = query ? (size_t)(query - path) : strlen(path);
+    if (*p == '?') plen = 0;
+    int n2 = snprintf(l->target, sizeof l->target, "%.*s%s%s%speerId=%s", (int)plen,
+                      plen ? path : "/", query ? query : "", query ? "" : "?",
+                      query && query[1] ? "&" : "", cfg.hub_id);
+    if (n2 < 0 || (size_t)n2 >= sizeof l->target) return "URL too long";
+    return NULL;
+}
+
+const char *hub_init(void)
+{
+    static char err[MAX_URL + 128];
+    out_cap = cfg.max_message_size + 8192;
+    out = malloc(out_cap);
+    if (!out) return "out of memory";
+    if (!cfg.is_hub) {
+        if (cfg.bootstrap_hubs[0]) log_msg(LOG_WARN, "BOOTSTRAP_HUBS ignored: IS_HUB is off");
+        return NULL;
+    }
+    const char *s = cfg.bootstrap_hubs;
+    while (*s) {
+        while (*s == ',' || *s == ' ') s++;
+        const char *e = s;
+        while (*e && *e != ',') e++;
+        size_t n = (size_t)(e - s);
+        while (n && s[n - 1] == ' ') n--;
+        if (n) {
+            if (nlinks == MAX_BOOTSTRAP_HUBS) return "too many URLs (at most 32)";
+            struct link *l = &links[nlinks];
+            const char *why = parse_url(l, s, n);
+            if (why) {
+                snprintf(err, sizeof err, "'%.*s': %s", (int)n, s, why);
+                return err;
+            }
+            if (l->unsupported) log_msg(LOG_WARN, "bootstrap hub %s not dialled: %s", l->uri, l->unsupported);
+            nlinks++;
+        }
+        s = e;
+    }
+    return NULL;
+}
+
+void hub_free(void)
+{
+    free(out);
+    out = NULL;
+}
+
+/* ---- dialling ---- */
+
+static uint32_t backoff_ms(uint32_t attempt)
+{
+    uint32_t base = BACKOFF_MIN_MS << (attempt < 5 ? attempt : 5);
+    if (base > BACKOFF_MAX_MS) base = BACKOFF_MAX_MS;
+    uint32_t r;
+    getrandom(&r, sizeof r, 0);
+    uint32_t d = base * 3 / 4 + r % (base / 2 + 1); /* +-25% so hubs restarted together spread */
+    return d > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d;
+}
+
+/* /etc/hosts first (a file read, never a network wait), then a numeric address, then DNS. */
+static int resolve(const struct link *l, struct sockaddr_storage *sa, socklen_t *len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+    char port[8];
+    snprintf(port, sizeof port, "%d", l->port);
+    if (!strcasecmp(l->host, "localhost")) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        memset(sa, 0, sizeof *sa);
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)l->port);
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *len = sizeof *in;
+        return 0;
+    }
+    hints.ai_flags |= AI_NUMERICHOST;
+    int rc = getaddrinfo(l->host, port, &hints, &res);
+    if (rc) {
+        /* a name: one lookup per attempt; attempts are spaced by the backoff */
+        hints.ai_flags &= ~AI_NUMERICHOST;
+        rc = getaddrinfo(l->host, port, &hints, &res);
+    }
+    if (rc) {
+        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int is_self(const struct sockaddr_storage *sa, int port)
+{
+    if (port != bound_port) return 0;
+    if (sa->ss_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 127 || a == 0;
+    }
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_UNSPECIFIED(a6);
+}
+
+static void dial(struct link *l)
+{
+    l->attempt++;
+    l->last_attempt = wall_ms();
+    l->next_try = now_ms + backoff_ms(l->attempt - 1);
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (resolve(l, &sa, &len)) return;
+    if (is_self(&sa, l->port)) {
+        log_msg(LOG_WARN, "bootstrap hub %s is this server: skipped", l->uri);
+        l->unsupported = "points at this server";
+        return;
+    }
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    if (connect(fd, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS) {
+        log_msg(LOG_DEBUG, "bootstrap hub %s: connect: %s", l->uri, strerror(errno));
+        close(fd);
+        return;
+    }
+    l->c = conn_dial(fd, l);
+    log_msg(LOG_DEBUG, "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
+}
+
+void hub_tick(void)
+{
+    for (int i = 0; i < nlinks; i++) {
+        struct link *l = &links[i];
+        if (!l->unsupported && !l->c && now_ms >= l->next_try) dial(l);
+    }
+}
+
+void hub_on_connect(struct conn *c)
+{
+    struct link *l = conn_hublink(c);
+    uint8_t nonce[16];
+    getrandom(nonce, sizeof nonce, 0);
+    ws_base64_encode(nonce, sizeof nonce, l->key);
+    char req[MAX_URL * 2 + 512];
+    int ipv6 = strchr(l->host, ':') != NULL;
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     l->target, ipv6 ? "[" : "", l->host, ipv6 ? "]" : "", l->port, l->key,
+                     cfg.auth_token[0] ? "Authorization: Bearer " : "", cfg.auth_token,
+                     cfg.auth_token[0] ? "\r\n" : "");
+    conn_send_raw(c, req, (size_t)n);
+}
+
+/* The 101 answer (RFC 6455 4.1): status 101, Upgrade: websocket, Connection: upgrade, the
+ * accept value for our key, no extension or subprotocol we did not ask for. */
+int hub_on_handshake(struct conn *c, const char *head, size_t len)
+{
+    struct link *l = conn_hublink(c);
+    if (len < 12 || (memcmp(head, "HTTP/1.1 101", 12) && memcmp(head, "HTTP/1.0 101", 12))) {
+        log_msg(LOG_WARN, "bootstrap hub %s: no upgrade: %.*s", l->uri,
+                (int)(memchr(head, '\r', len) ? (const char *)memchr(head, '\r', len) - head : 0),
+                head);
+        return -1;
+    }
+    char accept[29];
+    ws_accept_key(l->key, strlen(l->key), accept);
+    int up = 0, conn = 0, acc = 0;
+    const char *p = memchr(head, '\n', len) + 1, *end = head + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) break;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            size_t nl = (size_t)(colon - p);
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            size_t vl = (size_t)(eol - v);
+            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' ')) vl--;
+            if (nl == 7 && !strncasecmp(p, "upgrade", 7)) up = http_has_token(v, vl, "websocket");
+            if (nl == 10 && !strncasecmp(p, "connection", 10)) conn = http_has_token(v, vl, "upgrade");
+            if (nl == 20 && !strncasecmp(p, "sec-websocket-accept", 20))
+                acc = vl == 28 && !memcmp(v, accept, 28);
+            if ((nl == 24 && !strncasecmp(p, "sec-websocket-extensions", 24)) ||
+                (nl == 22 && !strncasecmp(p, "sec-websocket-protocol", 22)))
+                return -1;
+        }
+        p = eol + 1;
+    }
+    if (!up || !conn || !acc) {
+        log_msg(LOG_WARN, "bootstrap hub %s: bad handshake answer", l->uri);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- sending to hubs ---- */
+
+/* Every open hub connection but `except`: outbound links, then inbound hubs. */
+static void to_hubs(struct conn *except, const char *msg, size_t len)
+{
+    for (int i = 0; i < nlinks; i++)
+        if (links[i].open && links[i].c != except) conn_send(links[i].c, msg, len);
+    for (int i = 0; i < ninbound; i++)
+        if (inbound[i] != except) conn_send(inbound[i], msg, len);
+}
+
+static void write_end(struct json_writer *w)
+{
+    LIT(w, ",\"timestamp\":");
+    json_write_u64(w, wall_ms());
+    LIT(w, "}");
+}
+
+static void send_discovered(struct peer *p, void *arg)
+{
+    struct conn *to = arg;
+    if (peer_via(p) == to) return; /* split horizon: never tell a hub its own peers */
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    peer_write_discovered(&w, p, NULL);
+    if (!w.overflow) conn_send(to, w.p, w.len);
+}
+
+static void flood_disconnected(struct conn *except, const char *id, const char *net, size_t nl,
+                               const char *reason)
+{
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    LIT(&w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
+    json_write_raw(&w, id, PEER_ID_LEN);
+    LIT(&w, "\",\"isHub\":false,\"reason\":");
+    json_write_str(&w, reason, strlen(reason));
+    LIT(&w, "},\"networkName\":");
+    json_write_str(&w, net, nl);
+    LIT(&w, ",\"fromPeerId\":\"system\"");
+    write_end(&w);
+    if (!w.overflow) to_hubs(except, w.p, w.len);
+}
+
+void hub_on_open(struct conn *c)
+{
+    struct link *l = conn_hublink(c);
+    l->open = 1;
+    l->attempt = 0;
+    l->peer_caches = 0;
+    log_msg(LOG_INFO, "bootstrap hub %s: connected", l->uri);
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    LIT(&w, "{\"type\":\"announce\",\"networkName\":");
+    json_write_str(&w, cfg.hub_ns, strlen(cfg.hub_ns));
+    LIT(&w, ",\"data\":{\"isHub\":true,\"port\":");
+    json_write_u64(&w, (uint64_t)bound_port);
+    LIT(&w, ",\"host\":");
+    json_write_str(&w, cfg.host, strlen(cfg.host));
+    LIT(&w, ",\"capabilities\":[\"signaling\",\"relay\"],\"timestamp\":");
+    json_write_u64(&w, wall_ms());
+    LIT(&w, "}}");
+    conn_send(c, w.p, w.len);
+    peer_each(send_discovered, c, 1);
+}
+
+void hub_on_close(struct conn *c, void *hublink)
+{
+    struct link *l = hublink;
+    if (l->open) log_msg(LOG_INFO, "bootstrap hub %s: disconnected", l->uri);
+    l->open = 0;
+    l->c = NULL;
+    if (l->attempt == 0) l->next_try = now_ms + backoff_ms(0);
+    peer_remote_drop_link(c);
+}
+
+void hub_peer_is_hub(struct peer *p)
+{
+    struct conn *c = peer_conn(p);
+    if (ninbound == MAX_INBOUND_HUBS) {
+        log_msg(LOG_WARN, "hub %.8s: too many inbound hubs; it gets no relays", peer_id(p));
+        return;
+    }
+    inbound[ninbound++] = c;
+    /* tell a peerpigeon-c dialler that we replay peers to late joiners (JS hubs do not) */
+    static const char hello[] = "{\"type\":\"hub-info\",\"data\":{\"server\":\"peerpigeon-c\","
+                                "\"cachesPeers\":true},\"fromPeerId\":\"system\"}";
+    conn_send(c, hello, sizeof hello - 1);
+    peer_each(send_discovered, c, 1);
+}
+
+void hub_peer_gone(struct peer *p)
+{
+    struct conn *c = peer_conn(p);
+    for (int i = 0; i < ninbound; i++)
+        if (inbound[i] == c) {
+            inbound[i] = inbound[--ninbound];
+            return;
+        }
+}
+
+void hub_local_announced(struct peer *p)
+{
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    peer_write_discovered(&w, p, NULL);
+    if (!w.overflow) to_hubs(NULL, w.p, w.len);
+}
+
+void hub_local_left(struct peer *p, const char *net, const char *reason)
+{
+    if (cfg.is_hub) flood_disconnected(NULL, peer_id(p), net, strlen(net), reason);
+}
+
+void hub_remote_dropped(struct peer *r)
+{
+    const char *net = peer_network(r);
+    flood_disconnected(peer_via(r), peer_id(r), net, strlen(net), "hub disconnected");
+}
+
+/* ---- signals between hubs ---- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* 1 if this signal was seen within the window; records it either way. */
+static int dedup(const char *type, size_t tl, const char *from, const char *target,
+                 const struct json_val *data)
+{
+    uint64_t h = fnv(0xcbf29ce484222325ull, type, tl);
+    h = fnv(h, from, PEER_ID_LEN);
+    h = fnv(h, target, PEER_ID_LEN);
+    if (data) h = fnv(h, data->p, data->len);
+    size_t i = (size_t)(h % DEDUP_SLOTS);
+    int dup = seen[i].h == h && now_ms - seen[i].at < DEDUP_WINDOW_MS;
+    seen[i].h = h;
+    seen[i].at = now_ms;
+    return dup;
+}
+
+static void relay(struct conn *from, const char *type, size_t tl, const char *from_id,
+                  const char *target, const char *net, size_t nl, const struct json_val *data,
+                  unsigned hops)
+{
+    if (hops >= HUB_MAX_HOPS) return;
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    LIT(&w, "{\"type\":");
+    json_write_str(&w, type, tl);
+    if (data) {
+        LIT(&w, ",\"data\":");
+        json_write_raw(&w, data->p, data->len);
+    }
+    LIT(&w, ",\"fromPeerId\":\"");
+    json_write_raw(&w, from_id, PEER_ID_LEN);
+    LIT(&w, "\",\"targetPeerId\":\"");
+    json_write_raw(&w, target, PEER_ID_LEN);
+    LIT(&w, "\",\"networkName\":");
+    json_write_str(&w, net, nl);
+    LIT(&w, ",\"hubHops\":");
+    json_write_u64(&w, hops + 1);
+    write_end(&w);
+    if (w.overflow) return;
+    struct conn *via = peer_remote_link(target);
+    if (via && via != from && conn_is_open(via))
+        conn_send(via, w.p, w.len);
+    else
+        to_hubs(from, w.p, w.len);
+}
+
 void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
                       const char *target, const char *net, size_t net_len,
                       const struct json_val *data, const struct json_val *root)
-{ (void)from; (void)type; (void)type_len; (void)from_id; (void)target; (void)net; (void)net_len; (void)data; (void)root; }
-int hub_handle(struct conn *from, const char *type, size_t type_len, const struct json_val *root)
-{ (void)from; (void)type; (void)type_len; (void)root; return 0; }
+{
+    (void)root;
+    dedup(type, type_len, from_id, target, data); /* so that an echo from a hub is dropped */
+    relay(from, type, type_len, from_id, target, net, net_len, data, 0);
+}
+
+static int get_id(const struct json_val *obj, const char *key, char id[PEER_ID_LEN + 1])
+{
+    struct json_val v;
+    if (!json_get(obj, key, &v) || v.type != JSON_STRING) return -1;
+    if (json_str_unescape(&v, id, PEER_ID_LEN + 1) != PEER_ID_LEN) return -1;
+    for (int i = 0; i < PEER_ID_LEN; i++)
+        if (!strchr("0123456789abcdefABCDEF", id[i])) return -1;
+    return 0;
+}
+
+static int get_net(const struct json_val *root, char *name, size_t *len)
+{
+    struct json_val v;
+    if (!json_get(root, "networkName", &v) || v.type == JSON_NULL) {
+        memcpy(name, "global", 7);
+        *len = 6;
+        return 0;
+    }
+    long n = v.type == JSON_STRING ? json_str_unescape(&v, name, MAX_NETWORK_NAME + 1) : -1;
+    if (n <= 0 || memchr(name, 0, (size_t)n)) return -1;
+    *len = (size_t)n;
+    return 0;
+}
+
+static int is_type(const char *t, size_t tl, const char *s)
+{
+    return strlen(s) == tl && !memcmp(t, s, tl);
+}
+
+int hub_handle(struct conn *from, const char *type, size_t tl, const struct json_val *root)
+{
+    char id[PEER_ID_LEN + 1], net[MAX_NETWORK_NAME + 1];
+    size_t nl;
+    struct json_val data;
+    int has_data = json_get(root, "data", &data);
+    if (is_type(type, tl, "peer-discovered")) {
+        if (!has_data || data.type != JSON_OBJECT || get_id(&data, "peerId", id) ||
+            get_net(root, net, &nl) || !strcmp(id, cfg.hub_id))
+            return 1;
+        struct peer *r = peer_remote_add(from, id, net, nl, &data);
+        if (r) {
+            struct json_writer w;
+            json_writer_init(&w, out, out_cap);
+            peer_write_discovered(&w, r, NULL);
+            if (!w.overflow) to_hubs(from, w.p, w.len);
+            /* a JS hub tells late joiners nothing of ours: replay our peers on its link */
+            struct link *l = conn_hublink(from);
+            if (l && !l->peer_caches) peer_each(send_discovered, from, 1);
+        }
+        return 1;
+    }
+    if (is_type(type, tl, "peer-disconnected")) {
+        /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
+        struct peer *r;
+        if (has_data && data.type == JSON_OBJECT && !get_id(&data, "peerId", id) &&
+            (r = peer_remote_find(id))) {
+            struct json_val rv;
+            char why[64] = "disconnected";
+            if (json_get(&data, "reason", &rv) && rv.type == JSON_STRING &&
+                json_str_unescape(&rv, why, sizeof why) < 0)
+                strcpy(why, "disconnected");
+            const char *rnet = peer_network(r);
+            flood_disconnected(from, id, rnet, strlen(rnet), why);
+            peer_remote_remove(id, why);
+        }
+        return 1;
+    }
+    if (is_type(type, tl, "hub-info")) {
+        struct link *l = conn_hublink(from);
+        if (l) l->peer_caches = 1;
+        return 1;
+    }
+    if (is_type(type, tl, "offer") || is_type(type, tl, "answer") ||
+        is_type(type, tl, "ice-candidate")) {
+        char target[PEER_ID_LEN + 1];
+        struct json_val hv;
+        unsigned hops = 0;
+        if (get_id(root, "targetPeerId", target) || get_net(root, net, &nl)) return 1;
+        if (get_id(root, "fromPeerId", id)) return 1; /* a hub must say who it is from */
+        if (!strcmp(target, cfg.hub_id)) return 1;    /* WebRTC to the hub itself: not ours */
+        if (json_get(root, "hubHops", &hv) && hv.type == JSON_NUMBER)
+            hops = (unsigned)strtoul(hv.p, NULL, 10);
+        const struct json_val *dp = has_data ? &data : NULL;
+        if (dedup(type, tl, id, target, dp)) return 1;
+        if (peer_forward(type, tl, id, target, net, nl, dp) == 0)
+            relay(from, type, tl, id, target, net, nl, dp, hops);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- outbound link messages ---- */
+
+void hub_on_message(struct conn *c, const char *msg, size_t len)
+{
+    struct json_val root, tv;
+    char type[64];
+    if (json_validate(msg, len) || json_value(msg, len, &root) || root.type != JSON_OBJECT ||
+        !json_get(&root, "type", &tv) || tv.type != JSON_STRING)
+        return;
+    long tl = json_str_unescape(&tv, type, sizeof type);
+    if (tl < 0) return;
+    if (!hub_handle(c, type, (size_t)tl, &root))
+        log_msg(LOG_DEBUG, "hub link: '%.*s' ignored", (int)tl, type);
+}
+
+/* ---- reporting ---- */
+
+uint32_t hub_links_total(void)
+{
+    return (uint32_t)nlinks;
+}
+
+uint32_t hub_links_connected(void)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < nlinks; i++) n += links[i].open ? 1u : 0u;
+    return n;
+}
+
+void hub_write_bootstrap(struct json_writer *w)
+{
+    LIT(w, "[");
+    for (int i = 0; i < nlinks; i++) {
+        const struct link *l = &links[i];
+        if (i) LIT(w, ",");
+        LIT(w, "{\"uri\":");
+        json_write_str(w, l->uri, strlen(l->uri));
+        LIT(w, ",\"connected\":");
+        json_write_bool(w, l->open);
+        LIT(w, ",\"lastAttempt\":");
+        json_write_u64(w, l->last_attempt);
+        LIT(w, ",\"attemptNumber\":");
+        json_write_u64(w, l->attempt);
+        if (l->unsupported) {
+            LIT(w, ",\"error\":");
+            json_write_str(w, l->unsupported, strlen(l->unsupported));
+        }
+        LIT(w, "}");
+    }
+    LIT(w, "]");
+}

@@ -33,6 +33,8 @@ void hub_write_bootstrap(struct json_writer *w);                  /* /hubstats a
 void hub_local_announced(struct peer *p);                         /* a local client announced */
 void hub_local_left(struct peer *p, const char *net, const char *reason);
 void hub_peer_is_hub(struct peer *p);             /* an inbound connection announced as a hub */
+void hub_peer_gone(struct peer *p);               /* ...and went */
+void hub_remote_dropped(struct peer *r);          /* a remote peer dropped with its link */
 /* Signalling for a target that is not local: relay it (hub mode). */
 void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
                       const char *target, const char *net, size_t net_len,

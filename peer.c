@@ -645,7 +645,10 @@ void peer_on_close(struct peer *p, const char *reason)
 {
     leave_network(p, reason);
     table_del(&peers, p);
-    if (p->hub_rights) peer_remote_drop_link(p->conn);
+    if (p->hub_rights) {
+        hub_peer_gone(p);
+        peer_remote_drop_link(p->conn);
+    }
     free(p->extra);
     free(p);
 }
@@ -678,28 +681,35 @@ void peer_write_hubs(struct json_writer *w)
     LIT(w, "]");
 }
 
-void peer_each_local(void (*fn)(struct peer *p, void *arg), void *arg)
+void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote)
 {
     for (uint32_t i = 0; i <= peers.mask; i++) {
         struct peer *p = peers.e[i];
         if (p && p->net && !p->is_hub) fn(p, arg);
     }
+    for (uint32_t i = 0; remote && i <= remotes.mask; i++)
+        if (remotes.e[i]) fn(remotes.e[i], arg);
+}
+
+struct conn *peer_via(const struct peer *p)
+{
+    return p->remote ? p->conn : NULL;
 }
 
 /* ---- peers of other hubs ---- */
 
-int peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
-                    const struct json_val *data)
+struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
+                             const struct json_val *data)
 {
     struct json_val ih;
     if (data && data->type == JSON_OBJECT && json_get(data, "isHub", &ih) && ih.type == JSON_TRUE)
-        return 0;
-    if (peer_find(id)) return 0;
+        return NULL;
+    if (peer_find(id)) return NULL;
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
-    if (r && r->net->len == net_len && !memcmp(r->net->name, net, net_len)) return 0;
+    if (r && r->net->len == net_len && !memcmp(r->net->name, net, net_len)) return NULL;
     if (r) peer_remote_remove(id, "network changed");
     r = calloc(1, sizeof *r);
-    if (!r) return 0;
+    if (!r) return NULL;
     memcpy(r->id, id, PEER_ID_LEN);
     r->remote = 1;
     r->conn = via;
@@ -713,11 +723,11 @@ int peer_remote_add(struct conn *via, const char *id, const char *net, size_t ne
         free(r->extra);
         free(r);
         log_msg(LOG_WARN, "remote peer %.8s not kept: limit reached", id);
-        return 0;
+        return NULL;
     }
     net_link(n, r);
     announce_to_network(r);
-    return 1;
+    return r;
 }
 
 static void remote_free(struct peer *r, const char *reason)
@@ -742,11 +752,17 @@ void peer_remote_drop_link(struct conn *via)
         struct peer *r = remotes.e[i];
         if (r && r->conn == via) {
             table_del_at(&remotes, i); /* a later entry may shift into i: look again */
+            hub_remote_dropped(r);
             remote_free(r, "hub disconnected");
         } else {
             i++;
         }
     }
+}
+
+struct peer *peer_remote_find(const char *id)
+{
+    return table_find(&remotes, id, PEER_ID_LEN);
 }
 
 struct conn *peer_remote_link(const char *id)

@@ -41,13 +41,17 @@ void peer_write_hubs(struct json_writer *w);
 /* For hub.c. Messages built by hub.c use these to reach local peers. */
 struct peer *peer_find(const char *id);
 /* A peer of another hub, learnt over link `via`: remember it and tell the local peers of its
- * network. Returns 1 if it was new (the caller floods it on), 0 if known or refused. */
-int peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
-                    const struct json_val *data);
+ * network. Returns the new entry (the caller floods it on), or NULL if known, local, a hub, or
+ * over the limit. */
+struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
+                             const struct json_val *data);
 /* Drop a remote peer (it left); tells local peers. Returns 1 if it was known. */
 int peer_remote_remove(const char *id, const char *reason);
-/* Drop every remote peer learnt over `via` (the link went down). */
+/* Drop every remote peer learnt over `via` (the link went down); hub_remote_dropped is told of
+ * each. */
 void peer_remote_drop_link(struct conn *via);
+/* A remote peer, or NULL. */
+struct peer *peer_remote_find(const char *id);
 /* The link a remote peer was learnt from, or NULL. */
 struct conn *peer_remote_link(const char *id);
 /* Forward a signal (offer/answer/ice-candidate) to a local target if its network is net:
@@ -58,8 +62,11 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
 /* Network name of a peer ("global" if it never announced). */
 const char *peer_network(const struct peer *p);
 int peer_is_hub(const struct peer *p);
-/* Call fn for each local announced client peer (not hubs), e.g. to sync a new link. */
-void peer_each_local(void (*fn)(struct peer *p, void *arg), void *arg);
+/* Call fn for each announced client peer (not hubs): local ones, then (if remote) those learnt
+ * from hubs; e.g. to sync a new link. */
+void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote);
+/* The link a remote peer came over (NULL for local peers). */
+struct conn *peer_via(const struct peer *p);
 /* Write the whole peer-discovered message about p (to target, or without targetPeerId when
  * NULL). Returns the offset of the target id in the output (0 when none). */
 size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target);
