@@ -345,6 +345,7 @@ struct conn {
 
 static struct conn **conns; /* by fd */
 static int conns_cap;
+static int conns_top; /* highest fd in use + 1 */
 static int epfd = -1;
 static struct conn *dirty_head, *dead_head;
 static uint32_t ws_open; /* open accepted WebSocket connections */
@@ -395,6 +396,7 @@ static struct conn *conn_new(int fd, int kind, uint32_t events)
         return NULL;
     }
     conns[fd] = c;
+    if (fd >= conns_top) conns_top = fd + 1;
     return c;
 }
 
@@ -1122,7 +1124,8 @@ static uint64_t tick_ms(void)
 static void housekeeping(void)
 {
     static const uint8_t nothing[1];
-    for (int fd = 0; fd < conns_cap; fd++) {
+    while (conns_top > 0 && !conns[conns_top - 1]) conns_top--;
+    for (int fd = 0; fd < conns_top; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->kind == K_LISTEN || c->state == S_DEAD) continue;
         if (c->state == S_CLOSING) {
