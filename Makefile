@@ -35,6 +35,15 @@ build/test_http: test/test_http.c http.c json.c http.h json.h test/t.h | build
 build/wsc: test/wsc.c ws.c ws.h | build
 	$(CC) $(WARN) -O2 -g -I. -o $@ test/wsc.c ws.c
 
+FUZZ_SECONDS ?= 20
+FUZZ = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I.
+
+fuzz: | build
+	$(FUZZ) -o build/fuzz_ws test/fuzz_ws.c ws.c
+	$(FUZZ) -o build/fuzz_http test/fuzz_http.c http.c json.c
+	$(FUZZ) -o build/fuzz_json test/fuzz_json.c json.c
+	for f in ws http json; do ./build/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
+
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done
 
@@ -47,4 +56,4 @@ fmt:
 clean:
 	rm -rf build peerpigeon
 
-.PHONY: all static unit test fmt clean
+.PHONY: all static unit test fuzz fmt clean
