@@ -428,6 +428,20 @@ void *conn_hublink(const struct conn *c)
     return c->hublink;
 }
 
+/* A client frame's masking key (RFC 6455 5.3): xorshift64* seeded from the OS once, so that
+ * hub links do not pay a syscall per message. */
+static void mask_key(uint8_t out[4])
+{
+    static uint64_t s;
+    while (!s && getrandom(&s, sizeof s, 0) != sizeof s) {
+    }
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    uint32_t v = (uint32_t)((s * 0x2545f4914f6cdd1dull) >> 32);
+    memcpy(out, &v, 4);
+}
+
 /* Queue a frame: header (masked when we are the client) + the parts. */
 static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n)
 {
@@ -441,7 +455,7 @@ static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int
     }
     uint8_t hdr[WS_MAX_HEADER], mask[4];
     int client = c->kind == K_DIAL;
-    if (client) getrandom(mask, 4, 0);
+    if (client) mask_key(mask);
     size_t hl = ws_frame_header(hdr, op, 1, len, client ? mask : NULL);
     buf_put(&c->wbuf, hdr, hl);
     uint64_t off = 0;
@@ -496,8 +510,8 @@ static void conn_detach(struct conn *c, const char *why)
         c->hublink = NULL;
         hub_on_close(c, h);
     }
-    buf_free(&c->msg);
-    buf_free(&c->rbuf);
+    /* the buffers stay: a caller up the stack may still be reading them; conn_readable drops
+     * rbuf once the connection is no longer open, the rest goes with the connection */
 }
 
 static void conn_end(struct conn *c, uint16_t code, const char *reason, const char *why)

@@ -72,6 +72,12 @@ function startServer(env = {}, args = [], bin = BIN) {
         check(r.code === 0, 'server exits 0 on SIGTERM', r);
         return r;
       },
+      // Kill without the exit checks (fault tests: SIGKILL mid-traffic); resolves on exit.
+      async kill(sig = 'SIGKILL') {
+        servers.delete(srv);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+        return srv.exited;
+      },
     };
     proc.stderr.on('data', (d) => {
       log += d;
@@ -229,8 +235,35 @@ async function rawWs(srv, id = randomId(), extra = '') {
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
+// Poll pred (may be async) every 20 ms until truthy; throws after ms.
+async function waitFor(pred, ms, what = 'condition') {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timeout (${ms} ms) waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// A TCP port that was free a moment ago on 127.0.0.1.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+// GET a JSON endpoint; resolves the parsed body (throws on non-200 or bad JSON).
+async function getJson(srv, path) {
+  const r = await request(srv, path);
+  if (r.status !== 200) throw new Error(`${path}: status ${r.status}`);
+  return JSON.parse(r.body);
+}
+
 module.exports = {
   check, eq, run, startServer, client, joined, request, raw, rawWs, frame, parseFrames, UPGRADE,
-  randomId, sleep, WebSocket, BIN,
+  randomId, sleep, waitFor, freePort, getJson, WebSocket, BIN,
   get counts() { return { passed, failed }; },
 };
