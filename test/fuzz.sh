@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target for FUZZ_SECONDS (default 10) from the unit tests' seeds upward;
+# Runs each libFuzzer target for FUZZ_SECONDS (default 5) from the unit tests' seeds upward;
 # one pass per target that finds nothing. Needs clang; without it, says so and fails.
 set -u
 cd "$(dirname "$0")/.."
-secs=${FUZZ_SECONDS:-10}
+secs=${FUZZ_SECONDS:-5}
 command -v clang >/dev/null || { echo "FAIL clang not found"; echo "0 passed, 1 failed"; exit 1; }
 pass=0 fail=0
 mkdir -p build
