@@ -638,6 +638,16 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
         *reason = "Maximum connections reached";
         return NULL;
     }
+    /* A peer known from another hub now connects here (it moved, and its old connection may
+     * still be open there): forget the remote entry quietly, so that the old hub's later
+     * peer-disconnected does not report this live local peer gone. */
+    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
+    if (r) {
+        table_del(&remotes, r);
+        net_unlink(r);
+        free(r->extra);
+        free(r);
+    }
     return p;
 }
 

@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,23 +42,25 @@
 #define EPOLL_BATCH 256
 #define READS_PER_TURN 8        /* recv calls per readable connection per turn (fairness) */
 #define SCRATCH_SIZE 65536
-#define BUF_CHUNK 16384         /* smallest per-connection buffer; pooled */
-#define POOL_MAX 32             /* pooled chunks kept (512 KiB) */
+#define BUF_MIN 512             /* smallest per-connection buffer; grows by doubling */
 #define WBUF_BASE (8u << 20)    /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
 #define HTTP_IDLE_MS 10000      /* an HTTP connection silent this long is closed */
 #define CLOSE_GRACE_MS 2000     /* after our close frame / last answer, wait this long for EOF */
 #define RESPONSE_MAX (256u << 10)
 
-struct config cfg = {
-    .port = 3000,
-    .host = "localhost",
-    .max_connections = 1000,
-    .cors_origin = "*",
-    .hub_ns = "pigeonhub-mesh",
-    .max_message_size = 1u << 20,
-    .ping_interval_ms = 30000,
-    .log_level = LOG_INFO,
-};
+struct config cfg; /* zero here, defaults set by config_defaults: keeps 33 KB out of .data */
+
+static void config_defaults(void)
+{
+    cfg.port = 3000;
+    strcpy(cfg.host, "localhost");
+    cfg.max_connections = 1000;
+    strcpy(cfg.cors_origin, "*");
+    strcpy(cfg.hub_ns, "pigeonhub-mesh");
+    cfg.max_message_size = 1u << 20;
+    cfg.ping_interval_ms = 30000;
+    cfg.log_level = LOG_INFO;
+}
 
 int bound_port;
 uint64_t now_ms;
@@ -225,6 +230,7 @@ static void config_die(const char *name, const char *v, const char *want)
 static void config_load(int argc, char **argv)
 {
     const char *err;
+    config_defaults();
     for (size_t i = 0; i < NOPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && (err = config_set(options[i].env, v))) config_die(options[i].env, v, err);
@@ -260,23 +266,21 @@ static void config_load(int argc, char **argv)
     }
 }
 
-/* ---- buffers: allocated only while data is pending, small ones pooled ---- */
+/* ---- buffers: allocated when data is pending, kept while the connection is busy (an empty
+ * one is freed at the next tick), sized to what is pending: a fan-out to 20,000 peers costs
+ * 20,000 small buffers for one turn, not 20,000 big ones ---- */
 
 struct buf {
     uint8_t *p;
     uint32_t off, len, cap; /* data is p[off..len) */
 };
 
-static uint8_t *pool[POOL_MAX];
-static int pool_n;
+static size_t freed_bytes; /* since the last tick: glibc is asked to give back big releases */
 
 static void buf_free(struct buf *b)
 {
-    if (!b->p) return;
-    if (b->cap == BUF_CHUNK && pool_n < POOL_MAX)
-        pool[pool_n++] = b->p;
-    else
-        free(b->p);
+    freed_bytes += b->cap;
+    free(b->p);
     memset(b, 0, sizeof *b);
 }
 
@@ -293,19 +297,12 @@ static int buf_reserve(struct buf *b, size_t extra, size_t max)
         b->len = (uint32_t)used;
         return 0;
     }
-    if (!b->p) {
-        size_t cap = extra <= BUF_CHUNK ? BUF_CHUNK : extra;
-        b->p = cap == BUF_CHUNK && pool_n ? pool[--pool_n] : malloc(cap);
-        if (!b->p) return -1;
-        b->cap = (uint32_t)cap;
-        return 0;
-    }
-    size_t cap = b->cap;
+    size_t cap = b->cap ? b->cap : BUF_MIN;
     while (cap - used < extra) cap *= 2;
-    if (cap > max + BUF_CHUNK) cap = max + BUF_CHUNK;
+    if (cap > max + BUF_MIN) cap = max + BUF_MIN;
     uint8_t *np = malloc(cap);
     if (!np) return -1;
-    memcpy(np, b->p + b->off, used);
+    if (used) memcpy(np, b->p + b->off, used);
     buf_free(b);
     b->p = np;
     b->len = (uint32_t)used;
@@ -592,7 +589,9 @@ static void conn_flush(struct conn *c)
             return;
         }
     }
-    buf_free(&c->wbuf);
+    /* keep the memory until a tick passes with nothing queued: a busy connection reuses it
+     * (freeing per flush made the heap grow and shrink every loop turn) */
+    c->wbuf.off = c->wbuf.len = 0;
     if (c->want_out) conn_set_events(c, 0);
     if (c->state == S_CLOSING && !c->shut) {
         shutdown(c->fd, SHUT_WR);
@@ -622,8 +621,11 @@ static void read_rss(uint64_t *rss)
     close(fd);
     if (n <= 0) return;
     b[n] = 0;
-    unsigned long size, res;
-    if (sscanf(b, "%lu %lu", &size, &res) == 2) *rss = (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+    /* "size resident ...": the second field, in pages */
+    const char *p = strchr(b, ' ');
+    uint64_t pages = 0;
+    for (p = p ? p + 1 : b + n; *p >= '0' && *p <= '9'; p++) pages = pages * 10 + (uint64_t)(*p - '0');
+    *rss = pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 static void http_answer(struct conn *c, int status, const char *body, const char *extra)
@@ -965,12 +967,12 @@ static size_t conn_process(struct conn *c, uint8_t *p, size_t n)
 static void conn_readable(struct conn *c)
 {
     for (int i = 0; i < READS_PER_TURN && c->state != S_DEAD; i++) {
-        int direct = c->rbuf.p == NULL;
+        int direct = c->rbuf.p == NULL || c->rbuf.len == 0;
         uint8_t *dst = scratch;
         size_t room = sizeof scratch;
         if (!direct) {
             size_t want = rbuf_max(c) - (c->rbuf.len - c->rbuf.off);
-            if (want > SCRATCH_SIZE) want = SCRATCH_SIZE;
+            if (want > 4096) want = 4096; /* room to read into; a big frame grows it by doubling */
             if (want == 0 || buf_reserve(&c->rbuf, want, rbuf_max(c))) {
                 conn_gone(c, "read buffer");
                 return;
@@ -1002,7 +1004,11 @@ static void conn_readable(struct conn *c)
             c->rbuf.len += (uint32_t)n;
             size_t used = conn_process(c, c->rbuf.p + c->rbuf.off, c->rbuf.len - c->rbuf.off);
             c->rbuf.off += (uint32_t)used;
-            if (c->rbuf.off == c->rbuf.len || c->state != S_OPEN) buf_free(&c->rbuf);
+            if (c->state != S_OPEN) {
+                buf_free(&c->rbuf);
+            } else if (c->rbuf.off == c->rbuf.len) {
+                c->rbuf.off = c->rbuf.len = 0; /* empty: kept for the next partial frame */
+            }
         }
         if ((size_t)n < room) return;
     }
@@ -1142,6 +1148,8 @@ static void housekeeping(void)
     for (int fd = 0; fd < conns_top; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->kind == K_LISTEN || c->state == S_DEAD) continue;
+        if (c->wbuf.p && c->wbuf.len == 0) buf_free(&c->wbuf);
+        if (c->rbuf.p && c->rbuf.len == 0) buf_free(&c->rbuf);
         if (c->state == S_CLOSING) {
             if (now_ms - c->since >= CLOSE_GRACE_MS) conn_gone(c, "closed");
         } else if (c->kind == K_HTTP) {
@@ -1156,6 +1164,11 @@ static void housekeeping(void)
             conn_queue_frame(c, WS_OP_PING, &iov, 1);
         }
     }
+#ifdef __GLIBC__
+    /* after a storm (a fan-out to thousands) glibc keeps the freed heap; hand it back */
+    if (freed_bytes >= (8u << 20)) malloc_trim(0);
+#endif
+    freed_bytes = 0;
     hub_tick();
 }
 
@@ -1254,7 +1267,6 @@ int main(int argc, char **argv)
     hub_free();
     free(conns);
     free(response);
-    while (pool_n) free(pool[--pool_n]);
     close(epfd);
     return 0;
 }
