@@ -57,3 +57,15 @@ clean:
 	rm -rf build peerpigeon
 
 .PHONY: all static unit test fuzz fmt clean
+
+# Benchmarks (bench/run.sh, ~3 minutes) and the static-size check (musl-gcc, target <= 150 KB);
+# both build into build/ and never overwrite ./peerpigeon.
+bench: peerpigeon | build
+	@bash bench/run.sh
+
+static-check: $(SRCS) $(HDRS) | build
+	musl-gcc $(WARN) -Os -static -s -DPP_VERSION='"$(VERSION)"' -o build/peerpigeon-static $(SRCS)
+	@s=$$(stat -c %s build/peerpigeon-static); echo "static musl binary: $$s bytes (target 153600)"; \
+	test $$s -le 153600
+
+.PHONY: bench static-check
