@@ -496,7 +496,7 @@ static int get_id(const struct json_val *obj, const char *key, char id[PEER_ID_L
     if (!json_get(obj, key, &v) || v.type != JSON_STRING) return -1;
     if (json_str_unescape(&v, id, PEER_ID_LEN + 1) != PEER_ID_LEN) return -1;
     for (int i = 0; i < PEER_ID_LEN; i++)
-        if (!strchr("0123456789abcdefABCDEF", id[i])) return -1;
+        if (!id[i] || !strchr("0123456789abcdefABCDEF", id[i])) return -1;
     return 0;
 }
 
