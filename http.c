@@ -372,14 +372,9 @@ static void write_iso(struct json_writer *w, uint64_t ms)
 
 #define KEY(w, k) json_write_raw((w), k, sizeof k - 1)
 
-static void write_health(struct json_writer *w, const struct http_info *in)
+/* ,"connections":N,"peers":N,"hubs":N,"networks":N - shared by /health and /stats */
+static void write_counts(struct json_writer *w, const struct http_info *in)
 {
-    KEY(w, "{\"status\":\"healthy\",\"timestamp\":");
-    write_iso(w, in->now_wall_ms);
-    KEY(w, ",\"uptime\":");
-    json_write_double(w, (double)in->uptime_ms / 1000.0);
-    KEY(w, ",\"isHub\":");
-    json_write_bool(w, in->is_hub);
     KEY(w, ",\"connections\":");
     json_write_u64(w, in->connections);
     KEY(w, ",\"peers\":");
@@ -388,6 +383,17 @@ static void write_health(struct json_writer *w, const struct http_info *in)
     json_write_u64(w, in->hubs);
     KEY(w, ",\"networks\":");
     json_write_u64(w, in->networks);
+}
+
+static void write_health(struct json_writer *w, const struct http_info *in)
+{
+    KEY(w, "{\"status\":\"healthy\",\"timestamp\":");
+    write_iso(w, in->now_wall_ms);
+    KEY(w, ",\"uptime\":");
+    json_write_double(w, (double)in->uptime_ms / 1000.0);
+    KEY(w, ",\"isHub\":");
+    json_write_bool(w, in->is_hub);
+    write_counts(w, in);
     KEY(w, ",\"memory\":{\"rss\":");
     json_write_u64(w, in->rss);
     KEY(w, "}}");
@@ -401,14 +407,7 @@ static void write_stats(struct json_writer *w, const struct http_info *in)
     json_write_str(w, in->hub_id, strlen(in->hub_id));
     KEY(w, ",\"hubMeshNamespace\":");
     json_write_str(w, in->hub_ns, strlen(in->hub_ns));
-    KEY(w, ",\"connections\":");
-    json_write_u64(w, in->connections);
-    KEY(w, ",\"peers\":");
-    json_write_u64(w, in->peers);
-    KEY(w, ",\"hubs\":");
-    json_write_u64(w, in->hubs);
-    KEY(w, ",\"networks\":");
-    json_write_u64(w, in->networks);
+    write_counts(w, in);
     KEY(w, ",\"bootstrapHubs\":{\"total\":");
     json_write_u64(w, in->bootstrap_total);
     KEY(w, ",\"connected\":");

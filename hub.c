@@ -458,21 +458,7 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
     if (hops >= HUB_MAX_HOPS) return;
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    LIT(&w, "{\"type\":");
-    json_write_str(&w, type, tl);
-    if (data) {
-        LIT(&w, ",\"data\":");
-        json_write_raw(&w, data->p, data->len);
-    }
-    LIT(&w, ",\"fromPeerId\":\"");
-    json_write_raw(&w, from_id, PEER_ID_LEN);
-    LIT(&w, "\",\"targetPeerId\":\"");
-    json_write_raw(&w, target, PEER_ID_LEN);
-    LIT(&w, "\",\"networkName\":");
-    json_write_str(&w, net, nl);
-    LIT(&w, ",\"hubHops\":");
-    json_write_u64(&w, hops + 1);
-    write_end(&w);
+    peer_write_signal(&w, type, tl, from_id, target, net, nl, data, (int)hops + 1);
     if (w.overflow) return;
     struct conn *via = peer_remote_link(target);
     if (via && via != from && conn_is_open(via))
@@ -490,30 +476,6 @@ void hub_relay_signal(struct conn *from, const char *type, size_t type_len, cons
     relay(from, type, type_len, from_id, target, net, net_len, data, 0);
 }
 
-static int get_id(const struct json_val *obj, const char *key, char id[PEER_ID_LEN + 1])
-{
-    struct json_val v;
-    if (!json_get(obj, key, &v) || v.type != JSON_STRING) return -1;
-    if (json_str_unescape(&v, id, PEER_ID_LEN + 1) != PEER_ID_LEN) return -1;
-    for (int i = 0; i < PEER_ID_LEN; i++)
-        if (!id[i] || !strchr("0123456789abcdefABCDEF", id[i])) return -1;
-    return 0;
-}
-
-static int get_net(const struct json_val *root, char *name, size_t *len)
-{
-    struct json_val v;
-    if (!json_get(root, "networkName", &v) || v.type == JSON_NULL) {
-        memcpy(name, "global", 7);
-        *len = 6;
-        return 0;
-    }
-    long n = v.type == JSON_STRING ? json_str_unescape(&v, name, MAX_NETWORK_NAME + 1) : -1;
-    if (n <= 0 || memchr(name, 0, (size_t)n)) return -1;
-    *len = (size_t)n;
-    return 0;
-}
-
 static int is_type(const char *t, size_t tl, const char *s)
 {
     return strlen(s) == tl && !memcmp(t, s, tl);
@@ -526,8 +488,8 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
     struct json_val data;
     int has_data = json_get(root, "data", &data);
     if (is_type(type, tl, "peer-discovered")) {
-        if (!has_data || data.type != JSON_OBJECT || get_id(&data, "peerId", id) ||
-            get_net(root, net, &nl) || !strcmp(id, cfg.hub_id))
+        if (!has_data || data.type != JSON_OBJECT || peer_msg_id(&data, "peerId", id) ||
+            peer_msg_network(root, net, &nl) || !strcmp(id, cfg.hub_id))
             return 1;
         struct peer *r = peer_remote_add(from, id, net, nl, &data);
         if (r) {
@@ -544,7 +506,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
     if (is_type(type, tl, "peer-disconnected")) {
         /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
         struct peer *r;
-        if (has_data && data.type == JSON_OBJECT && !get_id(&data, "peerId", id) &&
+        if (has_data && data.type == JSON_OBJECT && !peer_msg_id(&data, "peerId", id) &&
             (r = peer_remote_find(id))) {
             struct json_val rv;
             char why[64] = "disconnected";
@@ -567,8 +529,8 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
         char target[PEER_ID_LEN + 1];
         struct json_val hv;
         unsigned hops = 0;
-        if (get_id(root, "targetPeerId", target) || get_net(root, net, &nl)) return 1;
-        if (get_id(root, "fromPeerId", id)) return 1; /* a hub must say who it is from */
+        if (peer_msg_id(root, "targetPeerId", target) || peer_msg_network(root, net, &nl)) return 1;
+        if (peer_msg_id(root, "fromPeerId", id)) return 1; /* a hub must say who it is from */
         if (!strcmp(target, cfg.hub_id)) return 1;    /* WebRTC to the hub itself: not ours */
         if (json_get(root, "hubHops", &hv) && hv.type == JSON_NUMBER)
             hops = (unsigned)strtoul(hv.p, NULL, 10);

@@ -415,8 +415,7 @@ static void send_discovered_to(struct peer *to, const struct peer *about)
     if (!w.overflow) conn_send(to->conn, w.p, w.len);
 }
 
-/* Network name of a message: networkName or "global". -1 if it is not a usable string. */
-static int msg_network(const struct json_val *root, char *name, size_t *len)
+int peer_msg_network(const struct json_val *root, char *name, size_t *len)
 {
     struct json_val v;
     if (!json_get(root, "networkName", &v) || v.type == JSON_NULL) {
@@ -435,7 +434,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
 {
     char name[MAX_NETWORK_NAME + 1];
     size_t nl;
-    if (msg_network(root, name, &nl)) {
+    if (peer_msg_network(root, name, &nl)) {
         send_error(p, "announce: networkName must be a non-empty string of at most 256 bytes");
         return;
     }
@@ -478,6 +477,29 @@ static void on_announce(struct peer *p, const struct json_val *root)
     }
 }
 
+void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
+                       const char *target, const char *net, size_t net_len,
+                       const struct json_val *data, int hops)
+{
+    LIT(w, "{\"type\":");
+    json_write_str(w, type, type_len);
+    if (data) {
+        LIT(w, ",\"data\":");
+        json_write_raw(w, data->p, data->len);
+    }
+    LIT(w, ",\"fromPeerId\":\"");
+    json_write_raw(w, from, PEER_ID_LEN);
+    LIT(w, "\",\"targetPeerId\":\"");
+    json_write_raw(w, target, PEER_ID_LEN);
+    LIT(w, "\",\"networkName\":");
+    json_write_str(w, net, net_len);
+    if (hops >= 0) {
+        LIT(w, ",\"hubHops\":");
+        json_write_u64(w, (uint64_t)hops);
+    }
+    write_ts_end(w);
+}
+
 int peer_forward(const char *type, size_t type_len, const char *from, const char *target,
                  const char *net, size_t net_len, const struct json_val *data)
 {
@@ -487,25 +509,13 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
     if (strlen(qn) != net_len || memcmp(qn, net, net_len)) return -1;
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    LIT(&w, "{\"type\":");
-    json_write_str(&w, type, type_len);
-    if (data) {
-        LIT(&w, ",\"data\":");
-        json_write_raw(&w, data->p, data->len);
-    }
-    LIT(&w, ",\"fromPeerId\":\"");
-    json_write_raw(&w, from, PEER_ID_LEN);
-    LIT(&w, "\",\"targetPeerId\":\"");
-    json_write_raw(&w, target, PEER_ID_LEN);
-    LIT(&w, "\",\"networkName\":");
-    json_write_str(&w, net, net_len);
-    write_ts_end(&w);
+    peer_write_signal(&w, type, type_len, from, target, net, net_len, data, -1);
     if (w.overflow) return -1;
     conn_send(q->conn, w.p, w.len);
     return 1;
 }
 
-static int is_hex40(const char *s, size_t n)
+int peer_id_valid(const char *s, size_t n)
 {
     if (n != PEER_ID_LEN) return 0;
     for (size_t i = 0; i < n; i++)
@@ -515,13 +525,12 @@ static int is_hex40(const char *s, size_t n)
     return 1;
 }
 
-/* A 40-hex id from a string member; 0 if present and valid. */
-static int get_id(const struct json_val *root, const char *key, char id[PEER_ID_LEN + 1])
+int peer_msg_id(const struct json_val *obj, const char *key, char id[PEER_ID_LEN + 1])
 {
     struct json_val v;
-    if (!json_get(root, key, &v) || v.type != JSON_STRING) return -1;
+    if (!json_get(obj, key, &v) || v.type != JSON_STRING) return -1;
     long n = json_str_unescape(&v, id, PEER_ID_LEN + 1);
-    return n == PEER_ID_LEN && is_hex40(id, PEER_ID_LEN) ? 0 : -1;
+    return n == PEER_ID_LEN && peer_id_valid(id, PEER_ID_LEN) ? 0 : -1;
 }
 
 static void on_signal(struct peer *p, const char *type, size_t tl, const struct json_val *root)
@@ -533,11 +542,11 @@ static void on_signal(struct peer *p, const char *type, size_t tl, const struct 
         send_error(p, "Missing targetPeerId");
         return;
     }
-    if (get_id(root, "targetPeerId", target)) {
+    if (peer_msg_id(root, "targetPeerId", target)) {
         send_error(p, "targetPeerId must be 40 hex digits");
         return;
     }
-    if (msg_network(root, name, &nl)) {
+    if (peer_msg_network(root, name, &nl)) {
         send_error(p, "networkName must be a non-empty string of at most 256 bytes");
         return;
     }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "json.h"
+#include "peerpigeon.h"
 
 struct conn;
 struct peer;
@@ -59,6 +60,18 @@ struct conn *peer_remote_link(const char *id);
  * network. data may be NULL (no data key). */
 int peer_forward(const char *type, size_t type_len, const char *from, const char *target,
                  const char *net, size_t net_len, const struct json_val *data);
+/* Write a signal as delivered: {type, data (verbatim), fromPeerId, targetPeerId, networkName,
+ * hubHops (when hops >= 0), timestamp}. */
+void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
+                       const char *target, const char *net, size_t net_len,
+                       const struct json_val *data, int hops);
+/* 1 if s[0..n) is a peer id: 40 hex digits. */
+int peer_id_valid(const char *s, size_t n);
+/* The peer id in string member `key` of obj into id: 0, or -1 if absent or not 40 hex. */
+int peer_msg_id(const struct json_val *obj, const char *key, char id[PEER_ID_LEN + 1]);
+/* A message's networkName (decoded, NUL-terminated) or "global" if absent or null: 0, or -1 if
+ * it is not a string of 1..MAX_NETWORK_NAME bytes without NUL. */
+int peer_msg_network(const struct json_val *root, char *name, size_t *len);
 /* Network name of a peer ("global" if it never announced). */
 const char *peer_network(const struct peer *p);
 int peer_is_hub(const struct peer *p);

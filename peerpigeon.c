@@ -130,16 +130,6 @@ static int copy_str(char *dst, size_t cap, const char *s)
     return 0;
 }
 
-static int is_hex40(const char *s, size_t n)
-{
-    if (n != PEER_ID_LEN) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-              (s[i] >= 'A' && s[i] <= 'F')))
-            return 0;
-    return 1;
-}
-
 /* Apply one setting; returns NULL or what is wrong with the value. */
 static const char *config_set(const char *name, const char *v)
 {
@@ -186,7 +176,7 @@ static const char *config_set(const char *name, const char *v)
         if (i == 4) return "error, warn, info or debug";
         cfg.log_level = (int)i;
     } else if (!strcmp(name, "HUB_PEER_ID")) {
-        if (*v && !is_hex40(v, strlen(v))) return "40 hex digits";
+        if (*v && !peer_id_valid(v, strlen(v))) return "40 hex digits";
         memcpy(cfg.hub_id, v, strlen(v) + 1);
     }
     return NULL;
@@ -707,7 +697,7 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
     long idl = -1;
     if (req->query && http_query_get(req->query, req->query_len, "peerId", &v, &vl))
         idl = http_url_decode(v, vl, id, sizeof id);
-    if (idl < 0 || !is_hex40(id, (size_t)idl)) {
+    if (idl < 0 || !peer_id_valid(id, (size_t)idl)) {
         conn_end(c, WS_CLOSE_POLICY, "Invalid peerId format", "refused");
         return;
     }

@@ -13,7 +13,7 @@ const lib = require('./lib');
 const { check, eq, run, startServer } = lib;
 
 const CHROMIUM = process.env.PP_CHROMIUM || '/usr/bin/chromium';
-const DEPS = process.env.NODE_PATH ? process.env.NODE_PATH.split(':')[0] : path.join(__dirname, '..', '.deps', 'node_modules');
+const DEPS = require('./lib.js').DEPS;
 const BUNDLE = path.join(DEPS, 'peerpigeon', 'dist', 'peerpigeon-browser.js');
 const NETWORK = 'browser-net';
 const VERBOSE = !!process.env.PP_VERBOSE;

@@ -30,7 +30,7 @@ const { spawn } = require('child_process');
 const lib = require('./lib');
 const { check, eq, run, startServer, joined, request, sleep, waitFor, freePort, getJson, randomId } = lib;
 
-const PKG = `${process.env.NODE_PATH ? process.env.NODE_PATH.split(':')[0] : `${__dirname}/../.deps/node_modules`}/peerpigeon`;
+const PKG = `${require('./lib.js').DEPS}/peerpigeon`;
 const HEX40 = /^[0-9a-f]{40}$/;
 const NS = 'pigeonhub-mesh';
 

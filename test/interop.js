@@ -18,7 +18,7 @@ const lib = require('./lib');
 const { check, eq, run, startServer, sleep } = lib;
 const WS = lib.WebSocket;
 
-const PKG = `${process.env.NODE_PATH ? process.env.NODE_PATH.split(':')[0] : `${__dirname}/../.deps/node_modules`}/peerpigeon`;
+const PKG = `${require('./lib.js').DEPS}/peerpigeon`;
 const UNROUTED = (t) => `Signaling server does not route '${t}' messages. Use WebRTC data channels for peer-to-peer communication.`;
 
 // ---- quiet the library ----------------------------------------------------------------------

@@ -9,6 +9,8 @@ const crypto = require('crypto');
 const WebSocket = require('ws');
 
 const BIN = process.env.PP_BIN || `${__dirname}/../build/peerpigeon-asan`;
+// where the test's npm packages are: NODE_PATH's first entry (absolute), else .deps/node_modules
+const DEPS = require('path').resolve(process.env.NODE_PATH ? process.env.NODE_PATH.split(':')[0] : `${__dirname}/../.deps/node_modules`);
 
 let passed = 0;
 let failed = 0;
@@ -264,6 +266,6 @@ async function getJson(srv, path) {
 
 module.exports = {
   check, eq, run, startServer, client, joined, request, raw, rawWs, frame, parseFrames, UPGRADE,
-  randomId, sleep, waitFor, freePort, getJson, WebSocket, BIN,
+  randomId, sleep, waitFor, freePort, getJson, WebSocket, BIN, DEPS,
   get counts() { return { passed, failed }; },
 };
