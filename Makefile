@@ -69,3 +69,11 @@ static-check: $(SRCS) $(HDRS) | build
 	test $$s -le 153600
 
 .PHONY: bench static-check
+
+# Static musl binaries for x86_64 and aarch64 (build/peerpigeon-x86_64, build/peerpigeon-aarch64)
+# from Debian packages only; as root deploy/build-static.sh installs what it needs, and it
+# smoke-runs the aarch64 binary under qemu-user when present. Never touches ./peerpigeon.
+static-all: $(SRCS) $(HDRS) | build
+	WARN='$(WARN)' VERSION='$(VERSION)' bash deploy/build-static.sh
+
+.PHONY: static-all
