@@ -586,7 +586,11 @@ void peer_on_message(struct peer *p, const char *msg, size_t len)
 {
     struct json_val root, tv;
     char type[64];
-    if (json_validate(msg, len) || json_value(msg, len, &root) || root.type != JSON_OBJECT) {
+    if (json_validate(msg, len)) {
+        send_error(p, "Invalid message: not valid JSON (or nested deeper than 32 levels)");
+        return;
+    }
+    if (json_value(msg, len, &root) || root.type != JSON_OBJECT) {
         send_error(p, "Invalid message: expected a JSON object");
         return;
     }
@@ -595,7 +599,16 @@ void peer_on_message(struct peer *p, const char *msg, size_t len)
         return;
     }
     long tl = json_str_unescape(&tv, type, sizeof type);
-    if (tl < 0) tl = (long)sizeof type - 1; /* long unknown types only appear in the error */
+    if (tl < 0) {
+        /* too long for any routed type: only the error names it, by its first bytes of raw
+         * JSON text, cut at a UTF-8 character boundary (the buffer holds nothing usable) */
+        size_t raw = tv.len - 2, n = raw < sizeof type - 1 ? raw : sizeof type - 1;
+        if (n < raw)
+            while (n && ((unsigned char)tv.p[1 + n] & 0xC0) == 0x80) n--;
+        memcpy(type, tv.p + 1, n);
+        type[n] = 0;
+        tl = (long)n;
+    }
     p->last_activity = wall_ms();
     size_t t = (size_t)tl;
     if (p->hub_rights && hub_handle(p->conn, type, t, &root)) return;
