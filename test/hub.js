@@ -505,6 +505,30 @@ const tests = [
     await closeAll(a, mid);
     for (const s of [c0, b0, a0]) await s.stop();
   }],
+  ['AUTH_TOKEN: hubs present it as Bearer; a hub without it is refused', async () => {
+    const a0 = await startServer(hubEnv({ AUTH_TOKEN: 'tok-1' }));
+    const b0 = await startServer(hubEnv({ AUTH_TOKEN: 'tok-1', BOOTSTRAP_HUBS: `ws://127.0.0.1:${a0.port}` }));
+    const c0 = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${a0.port}` }));
+    await linksUp(b0);
+    await waitFor(async () => (await hubstats(c0)).bootstrapHubs[0].attemptNumber >= 2, 5000, 'tokenless hub retried');
+    const cs = (await hubstats(c0)).bootstrapHubs[0];
+    eq(cs.connected, false, 'AUTH_TOKEN: a hub that presents no token gets no link');
+    eq((await getJson(a0, '/hubs')).totalHubs, 1, 'AUTH_TOKEN: only the hub with the token is a hub of A');
+    const withToken = async (srv) => {
+      const c = lib.client(srv, randomId(), { query: '&token=tok-1' });
+      await c.opened;
+      await c.next('connected');
+      c.send({ type: 'announce', networkName: 'auth', data: { peerId: c.id } });
+      return c;
+    };
+    const a = await withToken(a0);
+    const b = await withToken(b0);
+    await discovers(a, b.id, 'auth', 'AUTH_TOKEN hubs');
+    await discovers(b, a.id, 'auth', 'AUTH_TOKEN hubs');
+    await signalsCross(a, b, 'auth', 'AUTH_TOKEN hubs');
+    await closeAll(a, b);
+    for (const s of [c0, b0, a0]) await s.stop();
+  }],
   ['triangle A->C, B->A, C->B: discovery and signalling exactly once', async () => {
     const pA = await freePort();
     const b0 = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${pA}` }));
