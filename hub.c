@@ -497,9 +497,10 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
             json_writer_init(&w, out, out_cap);
             peer_write_discovered(&w, r, NULL);
             if (!w.overflow) to_hubs(from, w.p, w.len);
-            /* a JS hub tells late joiners nothing of ours: replay our peers on its link */
+            /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a
+             * new peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
             struct link *l = conn_hublink(from);
-            if (l && !l->peer_caches) peer_each(send_discovered, from, 1);
+            if (l && !l->peer_caches) peer_each_in(net, nl, send_discovered, from);
         }
         return 1;
     }

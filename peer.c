@@ -723,6 +723,15 @@ void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote)
         if (remotes.e[i]) fn(remotes.e[i], arg);
 }
 
+void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg),
+                  void *arg)
+{
+    struct network *n = table_find(&networks, net, net_len);
+    for (struct peer *q = n ? n->local : NULL; q; q = q->next)
+        if (!q->is_hub) fn(q, arg);
+    for (struct peer *q = n ? n->remote : NULL; q; q = q->next) fn(q, arg);
+}
+
 struct conn *peer_via(const struct peer *p)
 {
     return p->remote ? p->conn : NULL;

@@ -78,6 +78,9 @@ int peer_is_hub(const struct peer *p);
 /* Call fn for each announced client peer (not hubs): local ones, then (if remote) those learnt
  * from hubs; e.g. to sync a new link. */
 void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote);
+/* The same for the client peers of one network. */
+void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg),
+                  void *arg);
 /* The link a remote peer came over (NULL for local peers). */
 struct conn *peer_via(const struct peer *p);
 /* Write the whole peer-discovered message about p (to target, or without targetPeerId when
