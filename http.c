@@ -495,7 +495,8 @@ size_t http_respond(const struct http_request *req, const struct http_info *info
         ctype = text;
         blen = (size_t)snprintf(body, sizeof body, "Not Found\n");
     }
-    size_t n = http_write_response(out, cap, status, ctype, body, blen, info->cors, keep_alive, NULL);
+    size_t n =
+        http_write_response(out, cap, status, ctype, body, blen, info->cors, keep_alive, NULL);
     if (head && n > blen) n -= blen; /* HEAD: same head, no body */
     return n;
 }

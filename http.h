@@ -7,13 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_HEAD 8192    /* request line + headers; more -> 431 */
-#define HTTP_MAX_HEADERS 48   /* more -> 431 */
-#define HTTP_MAX_BODY 65536   /* a body on GET is skipped up to this; more -> 413 */
+#define HTTP_MAX_HEAD 8192  /* request line + headers; more -> 431 */
+#define HTTP_MAX_HEADERS 48 /* more -> 431 */
+#define HTTP_MAX_BODY 65536 /* a body on GET is skipped up to this; more -> 413 */
 
 #define HTTP_INCOMPLETE (-2)
-#define HTTP_BAD (-1)          /* -> 400 */
-#define HTTP_TOO_LARGE (-3)    /* -> 431 */
+#define HTTP_BAD (-1)       /* -> 400 */
+#define HTTP_TOO_LARGE (-3) /* -> 431 */
 
 struct http_header {
     const char *name;
@@ -50,8 +50,7 @@ int http_has_token(const char *value, size_t len, const char *token);
 
 /* Find `key` in a query string (a=b&c=d); sets *val and *vlen to the raw (still
  * percent-encoded) value. Returns 1 if present, 0 if not. */
-int http_query_get(const char *query, size_t len, const char *key, const char **val,
-                   size_t *vlen);
+int http_query_get(const char *query, size_t len, const char *key, const char **val, size_t *vlen);
 
 /* Percent-decode (and '+' -> space) in[0..len) into out (cap bytes). Returns the length or -1
  * on a bad escape or overflow. */
@@ -61,9 +60,8 @@ long http_url_decode(const char *in, size_t len, char *out, size_t cap);
  * Access-Control-Allow-Origin: cors, Connection: keep-alive|close, any `extra` header lines
  * (each ending in CRLF, may be NULL), blank line, body. Returns its length or 0 if it does not
  * fit. */
-size_t http_write_response(char *out, size_t cap, int status, const char *ctype,
-                           const char *body, size_t body_len, const char *cors, int keep_alive,
-                           const char *extra);
+size_t http_write_response(char *out, size_t cap, int status, const char *ctype, const char *body,
+                           size_t body_len, const char *cors, int keep_alive, const char *extra);
 
 /* The reason phrase for a status code ("OK", "Not Found", ...). */
 const char *http_status_text(int status);

@@ -26,8 +26,8 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 #define MAX_INBOUND_HUBS 256
-#define HUB_MAX_HOPS 8          /* a relayed signal crosses at most this many hubs */
-#define DEDUP_SLOTS 8192        /* recent relayed signals remembered */
+#define HUB_MAX_HOPS 8   /* a relayed signal crosses at most this many hubs */
+#define DEDUP_SLOTS 8192 /* recent relayed signals remembered */
 #define DEDUP_WINDOW_MS 5000
 
 struct link {
@@ -35,13 +35,13 @@ struct link {
     char host[256];
     char target[MAX_URL + 64]; /* path?query&peerId=<hub id> */
     int port;
-    const char *unsupported;   /* why it is never dialled, or NULL */
+    const char *unsupported; /* why it is never dialled, or NULL */
     struct conn *c;
     int open;
-    int peer_caches;           /* the other side is peerpigeon-c: it replays peers itself */
-    uint32_t attempt;          /* attempts since the last successful open */
-    uint64_t last_attempt;     /* wall ms */
-    uint64_t next_try;         /* mono ms */
+    int peer_caches;       /* the other side is peerpigeon-c: it replays peers itself */
+    uint32_t attempt;      /* attempts since the last successful open */
+    uint64_t last_attempt; /* wall ms */
+    uint64_t next_try;     /* mono ms */
     char key[25];
 };
 
@@ -84,8 +84,8 @@ static const char *parse_url(struct link *l, const char *s, size_t n)
         p = he + 1;
     } else {
         while (*p && *p != ':' && *p != '/' && *p != '?') {
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                  *p == '.' || *p == '-' || *p == '_'))
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
                 return "bad character in host";
             p++;
         }
@@ -114,9 +114,9 @@ static const char *parse_url(struct link *l, const char *s, size_t n)
             return "bad character in path";
     size_t plen = query ? (size_t)(query - path) : strlen(path);
     if (*p == '?') plen = 0;
-    int n2 = snprintf(l->target, sizeof l->target, "%.*s%s%s%speerId=%s", (int)plen,
-                      plen ? path : "/", query ? query : "", query ? "" : "?",
-                      query && query[1] ? "&" : "", cfg.hub_id);
+    int n2 =
+        snprintf(l->target, sizeof l->target, "%.*s%s%s%speerId=%s", (int)plen, plen ? path : "/",
+                 query ? query : "", query ? "" : "?", query && query[1] ? "&" : "", cfg.hub_id);
     if (n2 < 0 || (size_t)n2 >= sizeof l->target) return "URL too long";
     return NULL;
 }
@@ -133,11 +133,14 @@ const char *hub_init(void)
     }
     const char *s = cfg.bootstrap_hubs;
     while (*s) {
-        while (*s == ',' || *s == ' ') s++;
+        while (*s == ',' || *s == ' ')
+            s++;
         const char *e = s;
-        while (*e && *e != ',') e++;
+        while (*e && *e != ',')
+            e++;
         size_t n = (size_t)(e - s);
-        while (n && s[n - 1] == ' ') n--;
+        while (n && s[n - 1] == ' ')
+            n--;
         if (n) {
             if (nlinks == MAX_BOOTSTRAP_HUBS) return "too many URLs (at most 32)";
             struct link *l = &links[nlinks];
@@ -146,7 +149,8 @@ const char *hub_init(void)
                 snprintf(err, sizeof err, "'%.*s': %s", (int)n, s, why);
                 return err;
             }
-            if (l->unsupported) log_msg(LOG_WARN, "bootstrap hub %s not dialled: %s", l->uri, l->unsupported);
+            if (l->unsupported)
+                log_msg(LOG_WARN, "bootstrap hub %s not dialled: %s", l->uri, l->unsupported);
             nlinks++;
         }
         s = e;
@@ -195,7 +199,8 @@ static int resolve(const struct link *l, struct sockaddr_storage *sa, socklen_t 
         rc = getaddrinfo(l->host, port, &hints, &res);
     }
     if (rc) {
-        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, gai_strerror(rc));
+        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host,
+                gai_strerror(rc));
         return -1;
     }
     memcpy(sa, res->ai_addr, res->ai_addrlen);
@@ -287,11 +292,14 @@ int hub_on_handshake(struct conn *c, const char *head, size_t len)
         if (colon) {
             size_t nl = (size_t)(colon - p);
             const char *v = colon + 1;
-            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
             size_t vl = (size_t)(eol - v);
-            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' ')) vl--;
+            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                vl--;
             if (nl == 7 && !strncasecmp(p, "upgrade", 7)) up = http_has_token(v, vl, "websocket");
-            if (nl == 10 && !strncasecmp(p, "connection", 10)) conn = http_has_token(v, vl, "upgrade");
+            if (nl == 10 && !strncasecmp(p, "connection", 10))
+                conn = http_has_token(v, vl, "upgrade");
             if (nl == 20 && !strncasecmp(p, "sec-websocket-accept", 20))
                 acc = vl == 28 && !memcmp(v, accept, 28);
             if ((nl == 24 && !strncasecmp(p, "sec-websocket-extensions", 24)) ||
@@ -432,7 +440,8 @@ void hub_remote_dropped(struct peer *r)
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
     const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
 }
 
@@ -532,7 +541,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
         unsigned hops = 0;
         if (peer_msg_id(root, "targetPeerId", target) || peer_msg_network(root, net, &nl)) return 1;
         if (peer_msg_id(root, "fromPeerId", id)) return 1; /* a hub must say who it is from */
-        if (!strcmp(target, cfg.hub_id)) return 1;    /* WebRTC to the hub itself: not ours */
+        if (!strcmp(target, cfg.hub_id)) return 1;         /* WebRTC to the hub itself: not ours */
         if (json_get(root, "hubHops", &hv) && hv.type == JSON_NUMBER)
             hops = (unsigned)strtoul(hv.p, NULL, 10);
         const struct json_val *dp = has_data ? &data : NULL;
@@ -569,7 +578,8 @@ uint32_t hub_links_total(void)
 uint32_t hub_links_connected(void)
 {
     uint32_t n = 0;
-    for (int i = 0; i < nlinks; i++) n += links[i].open ? 1u : 0u;
+    for (int i = 0; i < nlinks; i++)
+        n += links[i].open ? 1u : 0u;
     return n;
 }
 

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include "json.h"
 
-#define HUB_HANDSHAKE_MS 10000   /* connect + 101 answer must take less */
+#define HUB_HANDSHAKE_MS 10000 /* connect + 101 answer must take less */
 
 struct conn;
 struct peer;
@@ -19,22 +19,22 @@ void hub_free(void);
 void hub_tick(void);
 
 /* Loop events on an outbound link. */
-void hub_on_connect(struct conn *c);                              /* TCP up: send the upgrade */
+void hub_on_connect(struct conn *c);                                /* TCP up: send the upgrade */
 int hub_on_handshake(struct conn *c, const char *head, size_t len); /* 101 answer; -1 = refuse */
-void hub_on_open(struct conn *c);                                 /* WebSocket open */
+void hub_on_open(struct conn *c);                                   /* WebSocket open */
 void hub_on_message(struct conn *c, const char *msg, size_t len);
-void hub_on_close(struct conn *c, void *link);                    /* link gone, any reason */
+void hub_on_close(struct conn *c, void *link); /* link gone, any reason */
 
 uint32_t hub_links_total(void);
 uint32_t hub_links_connected(void);
-void hub_write_bootstrap(struct json_writer *w);                  /* /hubstats array */
+void hub_write_bootstrap(struct json_writer *w); /* /hubstats array */
 
 /* Hooks from peer.c (hub mode only; they do nothing otherwise). */
-void hub_local_announced(struct peer *p);                         /* a local client announced */
+void hub_local_announced(struct peer *p); /* a local client announced */
 void hub_local_left(struct peer *p, const char *net, const char *reason);
-void hub_peer_is_hub(struct peer *p);             /* an inbound connection announced as a hub */
-void hub_peer_gone(struct peer *p);               /* ...and went */
-void hub_remote_dropped(struct peer *r);          /* a remote peer dropped with its link */
+void hub_peer_is_hub(struct peer *p);    /* an inbound connection announced as a hub */
+void hub_peer_gone(struct peer *p);      /* ...and went */
+void hub_remote_dropped(struct peer *r); /* a remote peer dropped with its link */
 /* Signalling for a target that is not local: relay it (hub mode). */
 void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
                       const char *target, const char *net, size_t net_len,

@@ -76,7 +76,8 @@ static uint32_t hash(const char *p, size_t n)
 static int table_init(struct table *t, uint32_t max, const char *(*key)(const void *, size_t *))
 {
     uint32_t cap = 16;
-    while (cap < 2 * max) cap *= 2;
+    while (cap < 2 * max)
+        cap *= 2;
     t->e = calloc(cap, sizeof *t->e);
     t->h = calloc(cap, sizeof *t->h);
     t->mask = cap - 1;
@@ -104,7 +105,8 @@ static int table_add(struct table *t, void *e)
     size_t n;
     const char *k = t->key(e, &n);
     uint32_t h = hash(k, n), i = h & t->mask;
-    while (t->e[i]) i = (i + 1) & t->mask;
+    while (t->e[i])
+        i = (i + 1) & t->mask;
     t->e[i] = e;
     t->h[i] = h;
     t->count++;
@@ -152,7 +154,7 @@ static const char *net_key(const void *e, size_t *len)
 
 static struct table peers, remotes, networks;
 static uint32_t nhubs, nnets_local;
-static char *out;  /* message scratch: max message + envelope */
+static char *out; /* message scratch: max message + envelope */
 static size_t out_cap;
 
 int peer_init(uint32_t max_connections)
@@ -387,7 +389,8 @@ static int set_extra(struct peer *p, const struct json_val *data)
     size_t pos = 0, total = 0;
     struct json_val k, v;
     while (json_next(data, &pos, &k, &v))
-        if (!json_str_eq(&k, "peerId", 6) && !json_str_eq(&k, "isHub", 5)) total += k.len + v.len + 2;
+        if (!json_str_eq(&k, "peerId", 6) && !json_str_eq(&k, "isHub", 5))
+            total += k.len + v.len + 2;
     if (total == 0) return 0;
     if (total > MAX_ANNOUNCE_DATA) return -1;
     p->extra = malloc(total);
@@ -466,7 +469,8 @@ static void on_announce(struct peer *p, const struct json_val *root)
     announce_to_network(p);
     for (struct peer *q = p->net->local; q; q = q->next)
         if (q != p) send_discovered_to(p, q);
-    for (struct peer *q = p->net->remote; q; q = q->next) send_discovered_to(p, q);
+    for (struct peer *q = p->net->remote; q; q = q->next)
+        send_discovered_to(p, q);
     if (cfg.is_hub) {
         if (is_hub && !p->hub_rights) {
             p->hub_rights = 1;
@@ -604,7 +608,8 @@ void peer_on_message(struct peer *p, const char *msg, size_t len)
          * JSON text, cut at a UTF-8 character boundary (the buffer holds nothing usable) */
         size_t raw = tv.len - 2, n = raw < sizeof type - 1 ? raw : sizeof type - 1;
         if (n < raw)
-            while (n && ((unsigned char)tv.p[1 + n] & 0xC0) == 0x80) n--;
+            while (n && ((unsigned char)tv.p[1 + n] & 0xC0) == 0x80)
+                n--;
         memcpy(type, tv.p + 1, n);
         type[n] = 0;
         tl = (long)n;
@@ -620,10 +625,11 @@ void peer_on_message(struct peer *p, const char *msg, size_t len)
     } else if (type_is(type, t, "ping")) {
         char buf[192];
         uint64_t ts = wall_ms();
-        int n = snprintf(buf, sizeof buf,
-                         "{\"type\":\"pong\",\"data\":{\"timestamp\":%llu},\"fromPeerId\":\"system\","
-                         "\"targetPeerId\":\"%s\",\"timestamp\":%llu}",
-                         (unsigned long long)ts, p->id, (unsigned long long)ts);
+        int n =
+            snprintf(buf, sizeof buf,
+                     "{\"type\":\"pong\",\"data\":{\"timestamp\":%llu},\"fromPeerId\":\"system\","
+                     "\"targetPeerId\":\"%s\",\"timestamp\":%llu}",
+                     (unsigned long long)ts, p->id, (unsigned long long)ts);
         conn_send(p->conn, buf, (size_t)n);
     } else if (type_is(type, t, "goodbye")) {
         on_goodbye(p);
@@ -723,13 +729,13 @@ void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote)
         if (remotes.e[i]) fn(remotes.e[i], arg);
 }
 
-void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg),
-                  void *arg)
+void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg), void *arg)
 {
     struct network *n = table_find(&networks, net, net_len);
     for (struct peer *q = n ? n->local : NULL; q; q = q->next)
         if (!q->is_hub) fn(q, arg);
-    for (struct peer *q = n ? n->remote : NULL; q; q = q->next) fn(q, arg);
+    for (struct peer *q = n ? n->remote : NULL; q; q = q->next)
+        fn(q, arg);
 }
 
 struct conn *peer_via(const struct peer *p)

@@ -38,14 +38,14 @@
 #endif
 
 #define MAX_LISTEN 8
-#define PORT_PROBE 10           /* PORT busy: try up to PORT+10 (both reference servers do) */
+#define PORT_PROBE 10 /* PORT busy: try up to PORT+10 (both reference servers do) */
 #define EPOLL_BATCH 256
-#define READS_PER_TURN 8        /* recv calls per readable connection per turn (fairness) */
+#define READS_PER_TURN 8 /* recv calls per readable connection per turn (fairness) */
 #define SCRATCH_SIZE 65536
-#define BUF_MIN 512             /* smallest per-connection buffer; grows by doubling */
-#define WBUF_BASE (8u << 20)    /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
-#define HTTP_IDLE_MS 10000      /* an HTTP connection silent this long is closed */
-#define CLOSE_GRACE_MS 2000     /* after our close frame / last answer, wait this long for EOF */
+#define BUF_MIN 512          /* smallest per-connection buffer; grows by doubling */
+#define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
+#define HTTP_IDLE_MS 10000   /* an HTTP connection silent this long is closed */
+#define CLOSE_GRACE_MS 2000  /* after our close frame / last answer, wait this long for EOF */
 #define RESPONSE_MAX (256u << 10)
 
 struct config cfg; /* zero here, defaults set by config_defaults: keeps 33 KB out of .data */
@@ -144,7 +144,8 @@ static const char *config_set(const char *name, const char *v)
         cfg.max_connections = (uint32_t)u;
     } else if (!strcmp(name, "CORS_ORIGIN")) {
         for (const char *p = v; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) return "an origin without control characters";
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                return "an origin without control characters";
         if (copy_str(cfg.cors_origin, sizeof cfg.cors_origin, v)) return "an origin (< 256 bytes)";
     } else if (!strcmp(name, "IS_HUB")) {
         if (parse_bool(v, &cfg.is_hub)) return "true/false, 1/0 or yes/no";
@@ -288,7 +289,8 @@ static int buf_reserve(struct buf *b, size_t extra, size_t max)
         return 0;
     }
     size_t cap = b->cap ? b->cap : BUF_MIN;
-    while (cap - used < extra) cap *= 2;
+    while (cap - used < extra)
+        cap *= 2;
     if (cap > max + BUF_MIN) cap = max + BUF_MIN;
     uint8_t *np = malloc(cap);
     if (!np) return -1;
@@ -337,7 +339,7 @@ static int epfd = -1;
 static struct conn *dirty_head, *dead_head;
 static uint32_t ws_open; /* open accepted WebSocket connections */
 static uint8_t scratch[SCRATCH_SIZE];
-static char *response;   /* RESPONSE_MAX bytes, for HTTP answers */
+static char *response; /* RESPONSE_MAX bytes, for HTTP answers */
 static int reserve_fd = -1;
 
 static void conn_gone(struct conn *c, const char *why);
@@ -433,7 +435,8 @@ static void mask_key(uint8_t out[4])
 static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n)
 {
     size_t len = 0;
-    for (int i = 0; i < n; i++) len += iov[i].iov_len;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
     if (buf_reserve(&c->wbuf, len + WS_MAX_HEADER, wbuf_max())) {
         log_msg(LOG_WARN, "fd %d: output queue over %zu bytes: slow reader cut off", c->fd,
                 wbuf_max());
@@ -614,7 +617,8 @@ static void read_rss(uint64_t *rss)
     /* "size resident ...": the second field, in pages */
     const char *p = strchr(b, ' ');
     uint64_t pages = 0;
-    for (p = p ? p + 1 : b + n; *p >= '0' && *p <= '9'; p++) pages = pages * 10 + (uint64_t)(*p - '0');
+    for (p = p ? p + 1 : b + n; *p >= '0' && *p <= '9'; p++)
+        pages = pages * 10 + (uint64_t)(*p - '0');
     *rss = pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
@@ -652,7 +656,8 @@ static int token_ok(const struct http_request *req)
     /* constant time in the token's contents: always walk the configured token */
     size_t want = strlen(cfg.auth_token);
     unsigned diff = (unsigned)(tl != want);
-    for (size_t i = 0; i < want; i++) diff |= (unsigned char)cfg.auth_token[i] ^ (unsigned char)(i < tl ? t[i] : 0);
+    for (size_t i = 0; i < want; i++)
+        diff |= (unsigned char)cfg.auth_token[i] ^ (unsigned char)(i < tl ? t[i] : 0);
     return diff == 0;
 }
 
@@ -801,7 +806,8 @@ static size_t http_process(struct conn *c, uint8_t *p, size_t n)
         if (up && http_has_token(up->value, up->value_len, "websocket") && conn_h &&
             http_has_token(conn_h->value, conn_h->value_len, "upgrade")) {
             ws_upgrade(c, &req);
-            if (c->kind == K_WS && c->state == S_OPEN) return used + ws_process(c, p + used, n - used);
+            if (c->kind == K_WS && c->state == S_OPEN)
+                return used + ws_process(c, p + used, n - used);
             return n;
         }
         http_route(c, &req);
@@ -853,8 +859,8 @@ static size_t ws_process(struct conn *c, uint8_t *p, size_t n)
         struct ws_frame f;
         uint16_t code = 0;
         const char *reason = "";
-        int h = ws_frame_parse(p + used, n - used, c->kind == K_WS, cfg.max_message_size, &f,
-                               &code, &reason);
+        int h = ws_frame_parse(p + used, n - used, c->kind == K_WS, cfg.max_message_size, &f, &code,
+                               &reason);
         if (h == WS_INCOMPLETE) break;
         if (h == WS_ERROR) {
             log_msg(LOG_DEBUG, "fd %d: frame refused: %u %s", c->fd, code, reason);
@@ -1069,8 +1075,10 @@ static int bound_port_of(int fd)
 
 static int open_listeners(void)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res;
     int rc = getaddrinfo(cfg.host, "0", &hints, &res);
     if (rc) {
         fprintf(stderr, "peerpigeon: cannot resolve HOST '%s': %s\n", cfg.host, gai_strerror(rc));
@@ -1090,7 +1098,8 @@ static int open_listeners(void)
             if (have_v6_any && a->ai_family == AF_INET) continue;
             int dup = 0;
             for (struct addrinfo *b = res; b != a; b = b->ai_next)
-                if (b->ai_addrlen == a->ai_addrlen && !memcmp(b->ai_addr, a->ai_addr, a->ai_addrlen))
+                if (b->ai_addrlen == a->ai_addrlen &&
+                    !memcmp(b->ai_addr, a->ai_addr, a->ai_addrlen))
                     dup = 1;
             if (dup) continue;
             int want = nlisten ? bound_port : port;
@@ -1116,10 +1125,12 @@ static int open_listeners(void)
     }
     freeaddrinfo(res);
     if (nlisten == 0) {
-        fprintf(stderr, "peerpigeon: could not listen on %s ports %d-%d\n", cfg.host, cfg.port, last);
+        fprintf(stderr, "peerpigeon: could not listen on %s ports %d-%d\n", cfg.host, cfg.port,
+                last);
         return -1;
     }
-    for (int i = 0; i < nlisten; i++) conn_new(listen_fds[i], K_LISTEN, EPOLLIN);
+    for (int i = 0; i < nlisten; i++)
+        conn_new(listen_fds[i], K_LISTEN, EPOLLIN);
     return 0;
 }
 
@@ -1134,7 +1145,8 @@ static uint64_t tick_ms(void)
 static void housekeeping(void)
 {
     static const uint8_t nothing[1];
-    while (conns_top > 0 && !conns[conns_top - 1]) conns_top--;
+    while (conns_top > 0 && !conns[conns_top - 1])
+        conns_top--;
     for (int fd = 0; fd < conns_top; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->kind == K_LISTEN || c->state == S_DEAD) continue;
@@ -1193,7 +1205,8 @@ static int setup(void)
     if (cfg.is_hub && !cfg.hub_id[0]) {
         uint8_t r[PEER_ID_LEN / 2];
         if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) return -1;
-        for (size_t i = 0; i < sizeof r; i++) sprintf(cfg.hub_id + 2 * i, "%02x", r[i]);
+        for (size_t i = 0; i < sizeof r; i++)
+            sprintf(cfg.hub_id + 2 * i, "%02x", r[i]);
     }
     return 0;
 }
@@ -1213,8 +1226,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (open_listeners() < 0) return 1;
-    log_msg(LOG_INFO, "peerpigeon " PP_VERSION " ready: port %d, max %u connections%s%s", bound_port,
-            cfg.max_connections, cfg.is_hub ? ", hub " : "", cfg.is_hub ? cfg.hub_id : "");
+    log_msg(LOG_INFO, "peerpigeon " PP_VERSION " ready: port %d, max %u connections%s%s",
+            bound_port, cfg.max_connections, cfg.is_hub ? ", hub " : "",
+            cfg.is_hub ? cfg.hub_id : "");
 
     struct epoll_event evs[EPOLL_BATCH];
     uint64_t next_tick = now_ms + tick_ms();
@@ -1249,7 +1263,8 @@ int main(int argc, char **argv)
     }
     log_msg(LOG_INFO, "stopping");
     for (int fd = 0; fd < conns_cap; fd++)
-        if (conns[fd] && conns[fd]->kind != K_LISTEN) conn_end(conns[fd], WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown");
+        if (conns[fd] && conns[fd]->kind != K_LISTEN)
+            conn_end(conns[fd], WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown");
     flush_dirty();
     for (int fd = 0; fd < conns_cap; fd++)
         if (conns[fd]) conn_gone(conns[fd], "shutdown");

@@ -9,8 +9,8 @@
 #include <sys/uio.h>
 
 #define PEER_ID_LEN 40
-#define MAX_NETWORK_NAME 256      /* bytes of a decoded networkName; longer -> error */
-#define MAX_ANNOUNCE_DATA 16384   /* bytes of announce `data` kept per peer; more -> error */
+#define MAX_NETWORK_NAME 256    /* bytes of a decoded networkName; longer -> error */
+#define MAX_ANNOUNCE_DATA 16384 /* bytes of announce `data` kept per peer; more -> error */
 #define MAX_BOOTSTRAP_HUBS 32
 #define MAX_URL 1024
 
@@ -32,9 +32,9 @@ struct config {
 };
 
 extern struct config cfg;
-extern int bound_port;          /* the port actually listened on */
-extern uint64_t now_ms;         /* monotonic clock, ms, updated once per loop turn */
-uint64_t wall_ms(void);         /* ms since the epoch */
+extern int bound_port;  /* the port actually listened on */
+extern uint64_t now_ms; /* monotonic clock, ms, updated once per loop turn */
+uint64_t wall_ms(void); /* ms since the epoch */
 
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

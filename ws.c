@@ -84,8 +84,7 @@ static void sha1_update(struct sha1_ctx *c, const uint8_t *p, size_t n)
         c->nbuf += take;
         p += take;
         n -= take;
-        if (c->nbuf < 64)
-            return;
+        if (c->nbuf < 64) return;
         sha1_block(c->h, c->buf);
         c->nbuf = 0;
     }
@@ -154,16 +153,11 @@ size_t ws_base64_encode(const uint8_t *in, size_t len, char *out)
 
 static int b64_value(char ch)
 {
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '+') return 62;
+    if (ch == '/') return 63;
     return -1;
 }
 
@@ -171,32 +165,25 @@ static int b64_value(char ch)
  * bits before the padding must be zero (RFC 4648 3.5), so every byte string has one encoding. */
 long ws_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
-    if (len % 4)
-        return -1;
+    if (len % 4) return -1;
     size_t o = 0;
     for (size_t i = 0; i < len; i += 4) {
         int last = i + 4 == len;
         int pad = 0;
-        if (last && in[i + 3] == '=')
-            pad = in[i + 2] == '=' ? 2 : 1;
+        if (last && in[i + 3] == '=') pad = in[i + 2] == '=' ? 2 : 1;
         int v[4] = {0, 0, 0, 0};
         for (int j = 0; j < 4 - pad; j++) {
             v[j] = b64_value(in[i + (size_t)j]);
-            if (v[j] < 0)
-                return -1;
+            if (v[j] < 0) return -1;
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t n = 3 - (size_t)pad;
-        if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF)))
-            return -1;
-        if (n > cap - o)
-            return -1;
+        if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF))) return -1;
+        if (n > cap - o) return -1;
         out[o] = (uint8_t)(w >> 16);
-        if (n > 1)
-            out[o + 1] = (uint8_t)(w >> 8);
-        if (n > 2)
-            out[o + 2] = (uint8_t)w;
+        if (n > 1) out[o + 1] = (uint8_t)(w >> 8);
+        if (n > 2) out[o + 2] = (uint8_t)w;
         o += n;
     }
     return (long)o;
@@ -232,28 +219,23 @@ static int frame_fail(uint16_t *code, const char **reason, uint16_t c, const cha
 int ws_frame_parse(const uint8_t *buf, size_t len, int server, uint64_t max_payload,
                    struct ws_frame *f, uint16_t *code, const char **reason)
 {
-    if (len < 1)
-        return WS_INCOMPLETE;
+    if (len < 1) return WS_INCOMPLETE;
     uint8_t b0 = buf[0];
     unsigned op = b0 & 0x0F;
     int fin = b0 >> 7;
-    if (b0 & 0x70)
-        return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "RSV bits set");
+    if (b0 & 0x70) return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "RSV bits set");
     if (op > WS_OP_BINARY && op < WS_OP_CLOSE)
         return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "unknown opcode");
-    if (op > WS_OP_PONG)
-        return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "unknown opcode");
+    if (op > WS_OP_PONG) return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "unknown opcode");
     int control = op >= WS_OP_CLOSE;
     if (control && !fin)
         return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "fragmented control frame");
-    if (len < 2)
-        return WS_INCOMPLETE;
+    if (len < 2) return WS_INCOMPLETE;
 
     uint8_t b1 = buf[1];
     int masked = b1 >> 7;
     unsigned len7 = b1 & 0x7F;
-    if (server && !masked)
-        return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "frame not masked");
+    if (server && !masked) return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "frame not masked");
     if (!server && masked)
         return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "masked frame from server");
     if (control && len7 > WS_MAX_CONTROL)
@@ -277,16 +259,13 @@ int ws_frame_parse(const uint8_t *buf, size_t len, int server, uint64_t max_payl
             return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "non-minimal length");
         if (have > 0 && v << (8 * (ext - have)) > max_payload) /* shift <= 56: no overflow */
             return frame_fail(code, reason, WS_CLOSE_TOO_BIG, "message too big");
-        if (have < ext)
-            return WS_INCOMPLETE;
+        if (have < ext) return WS_INCOMPLETE;
         plen = v;
     }
-    if (plen > max_payload)
-        return frame_fail(code, reason, WS_CLOSE_TOO_BIG, "message too big");
+    if (plen > max_payload) return frame_fail(code, reason, WS_CLOSE_TOO_BIG, "message too big");
 
     size_t hlen = 2 + ext + (masked ? 4 : 0);
-    if (len < hlen)
-        return WS_INCOMPLETE;
+    if (len < hlen) return WS_INCOMPLETE;
     f->fin = (uint8_t)fin;
     f->opcode = (uint8_t)op;
     f->masked = (uint8_t)masked;
@@ -367,30 +346,18 @@ enum {
  * 6 E0, 7 E1..EC EE EF, 8 ED, 9 F0, 10 F1..F3, 11 F4. */
 static uint8_t utf8_class(uint8_t b)
 {
-    if (b < 0x80)
-        return 0;
-    if (b < 0x90)
-        return 1;
-    if (b < 0xA0)
-        return 2;
-    if (b < 0xC0)
-        return 3;
-    if (b < 0xC2)
-        return 4;
-    if (b < 0xE0)
-        return 5;
-    if (b == 0xE0)
-        return 6;
-    if (b == 0xED)
-        return 8;
-    if (b < 0xF0)
-        return 7;
-    if (b == 0xF0)
-        return 9;
-    if (b < 0xF4)
-        return 10;
-    if (b == 0xF4)
-        return 11;
+    if (b < 0x80) return 0;
+    if (b < 0x90) return 1;
+    if (b < 0xA0) return 2;
+    if (b < 0xC0) return 3;
+    if (b < 0xC2) return 4;
+    if (b < 0xE0) return 5;
+    if (b == 0xE0) return 6;
+    if (b == 0xED) return 8;
+    if (b < 0xF0) return 7;
+    if (b == 0xF0) return 9;
+    if (b < 0xF4) return 10;
+    if (b == 0xF4) return 11;
     return 4;
 }
 
@@ -413,25 +380,21 @@ static const uint8_t utf8_next[U_NSTATES][12] = {
 
 uint32_t ws_utf8(uint32_t state, const uint8_t *p, size_t n)
 {
-    if (state >= U_NSTATES)
-        return U_BAD;
+    if (state >= U_NSTATES) return U_BAD;
     size_t i = 0;
     while (i < n) {
-        if (state == U_BAD)
-            return U_BAD;
+        if (state == U_BAD) return U_BAD;
         if (state == U_OK) {
             /* ASCII fast path: eight bytes at a time while no high bit is set. */
             while (i + 8 <= n) {
                 uint64_t w;
                 memcpy(&w, p + i, 8);
-                if (w & 0x8080808080808080ull)
-                    break;
+                if (w & 0x8080808080808080ull) break;
                 i += 8;
             }
             while (i < n && p[i] < 0x80)
                 i++;
-            if (i == n)
-                break;
+            if (i == n) break;
         }
         state = utf8_next[state][utf8_class(p[i])];
         i++;
@@ -445,10 +408,8 @@ uint32_t ws_utf8(uint32_t state, const uint8_t *p, size_t n)
  * are registered later additions and accepted; 3000-4999 are for libraries and applications. */
 static int close_code_valid(unsigned c)
 {
-    if (c >= 1000 && c <= 1003)
-        return 1;
-    if (c >= 1007 && c <= 1014)
-        return 1;
+    if (c >= 1000 && c <= 1003) return 1;
+    if (c >= 1007 && c <= 1014) return 1;
     return c >= 3000 && c <= 4999;
 }
 
@@ -462,8 +423,7 @@ int ws_reader_frame(struct ws_reader *r, const struct ws_frame *f, const uint8_t
     case WS_OP_CLOSE:
         if (n > WS_MAX_CONTROL)
             return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "control frame too long");
-        if (n == 1)
-            return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "close payload of 1 byte");
+        if (n == 1) return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "close payload of 1 byte");
         if (n >= 2) {
             if (!close_code_valid((unsigned)p[0] << 8 | p[1]))
                 return frame_fail(code, reason, WS_CLOSE_PROTOCOL, "invalid close code");

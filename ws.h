@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WS_MAX_CONTROL 125     /* RFC 6455 5.5: control payloads */
-#define WS_MAX_HEADER 14       /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_MAX_CONTROL 125 /* RFC 6455 5.5: control payloads */
+#define WS_MAX_HEADER 14   /* 2 + 8 (64-bit length) + 4 (mask) */
 #define WS_INCOMPLETE (-2)
 #define WS_ERROR (-1)
 
@@ -88,9 +88,9 @@ struct ws_reader {
 };
 
 enum {
-    WS_R_MORE = 0,  /* a data fragment accepted; the message continues */
-    WS_R_MESSAGE,   /* a data frame that completes a message (op in r->msg_op) */
-    WS_R_CONTROL,   /* a valid control frame: ping, pong or close */
+    WS_R_MORE = 0, /* a data fragment accepted; the message continues */
+    WS_R_MESSAGE,  /* a data frame that completes a message (op in r->msg_op) */
+    WS_R_CONTROL,  /* a valid control frame: ping, pong or close */
 };
 
 /* Apply the message-level rules to a complete frame f whose payload (already unmasked) is

@@ -2,7 +2,8 @@
  * (header parse, unmask in two chunks, message rules), with invariants on every result; and as
  * text for ws_utf8, checked against a plain decode-the-code-point validator, whole and split at
  * data[0] % size.
- * clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. test/fuzz_ws.c ws.c */
+ * clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. test/fuzz_ws.c ws.c
+ */
 #include "ws.h"
 
 #include <stdlib.h>
@@ -10,8 +11,7 @@
 
 #define REQUIRE(c)                                                                                 \
     do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
+        if (!(c)) abort();                                                                         \
     } while (0)
 
 /* Reference: 0 valid, 1 invalid, 2 valid so far but cut inside a sequence. A truncated tail is
@@ -38,8 +38,7 @@ static int ref_decode(const uint8_t *p, size_t n, size_t *used)
     }
     size_t i;
     for (i = 1; i < need && i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 1;
+        if ((p[i] & 0xC0) != 0x80) return 1;
         cp = cp << 6 | (p[i] & 0x3F);
     }
     static const uint32_t minv[5] = {0, 0, 0x80, 0x800, 0x10000};
@@ -53,8 +52,7 @@ static int ref_decode(const uint8_t *p, size_t n, size_t *used)
         uint32_t a2 = a > 0xE000 ? a : 0xE000, b2 = hi < 0x10FFFF ? hi : 0x10FFFF;
         return (a <= b1 || a2 <= b2) ? 2 : 1;
     }
-    if (cp < minv[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 1;
+    if (cp < minv[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 1;
     return 0;
 }
 
@@ -64,8 +62,7 @@ static int ref_utf8(const uint8_t *p, size_t n)
     while (i < n) {
         size_t used = 0;
         int r = ref_decode(p + i, n - i, &used);
-        if (r)
-            return r;
+        if (r) return r;
         i += used;
     }
     return 0;
@@ -99,8 +96,7 @@ static void check_stream(const uint8_t *data, size_t size, int server)
         uint16_t code = 0;
         const char *reason = NULL;
         int rc = ws_frame_parse(data + pos, size - pos, server, max_payload, &f, &code, &reason);
-        if (rc == WS_INCOMPLETE)
-            return;
+        if (rc == WS_INCOMPLETE) return;
         if (rc == WS_ERROR) {
             REQUIRE(code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_TOO_BIG);
             REQUIRE(reason && strlen(reason) <= 123);
@@ -113,8 +109,7 @@ static void check_stream(const uint8_t *data, size_t size, int server)
         size_t hn = ws_frame_header(h, f.opcode, f.fin, f.payload_len, f.masked ? f.mask : NULL);
         REQUIRE(hn == (size_t)rc && memcmp(h, data + pos, hn) == 0);
         pos += (size_t)rc;
-        if (f.payload_len > size - pos)
-            return;
+        if (f.payload_len > size - pos) return;
         size_t n = (size_t)f.payload_len;
         uint8_t *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
         memcpy(a, data + pos, n);
@@ -143,8 +138,7 @@ static void check_stream(const uint8_t *data, size_t size, int server)
             REQUIRE(rc == (f.fin ? WS_R_MESSAGE : WS_R_MORE));
             REQUIRE(r.in_msg == !f.fin && r.msg_len <= max_msg);
             REQUIRE(r.msg_op == WS_OP_TEXT || r.msg_op == WS_OP_BINARY);
-            if (rc == WS_R_MESSAGE && r.msg_op == WS_OP_TEXT)
-                REQUIRE(r.utf8 == WS_UTF8_OK);
+            if (rc == WS_R_MESSAGE && r.msg_op == WS_OP_TEXT) REQUIRE(r.utf8 == WS_UTF8_OK);
         }
     }
 }

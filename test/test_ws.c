@@ -14,10 +14,8 @@
 static uint8_t *dup_exact(const void *p, size_t n)
 {
     uint8_t *b = malloc(n ? n : 1);
-    if (!b)
-        abort();
-    if (n)
-        memcpy(b, p, n);
+    if (!b) abort();
+    if (n) memcpy(b, p, n);
     return b;
 }
 
@@ -135,15 +133,13 @@ static void test_base64(void)
         uint8_t *dst = malloc(rl ? rl : 1);
         CHECKF(ws_base64_decode(src, bl, dst, rl) == (long)rl, "decode %zu", c);
         CHECKF(memcmp(dst, raw, rl) == 0, "decode %zu", c);
-        if (rl)
-            CHECKF(ws_base64_decode(src, bl, dst, rl - 1) == -1, "decode cap %zu", c);
+        if (rl) CHECKF(ws_base64_decode(src, bl, dst, rl - 1) == -1, "decode cap %zu", c);
         free(dst);
         free(src);
     }
     for (size_t c = 0; c < sizeof b64_bad / sizeof b64_bad[0]; c++) {
         size_t bl = strlen(b64_bad[c]);
-        if (c == sizeof b64_bad / sizeof b64_bad[0] - 1)
-            bl = 8; /* embedded NULs */
+        if (c == sizeof b64_bad / sizeof b64_bad[0] - 1) bl = 8; /* embedded NULs */
         char *src = (char *)dup_exact(b64_bad[c], bl);
         uint8_t dst[16];
         CHECKF(ws_base64_decode(src, bl, dst, sizeof dst) == -1, "bad %zu", c);
@@ -158,8 +154,7 @@ static const struct {
     int valid;
 } key_cases[] = {
     {"dGhlIHNhbXBsZSBub25jZQ==", 1}, /* RFC 6455 1.3 */
-    {"AAAAAAAAAAAAAAAAAAAAAA==", 1},
-    {"/////////////////////w==", 1},
+    {"AAAAAAAAAAAAAAAAAAAAAA==", 1},  {"/////////////////////w==", 1},
     {"dGhlIHNhbXBsZSBub25jZQ=", 0},   /* 23 chars */
     {"dGhlIHNhbXBsZSBub25jZQ", 0},    /* no padding */
     {"dGhlIHNhbXBsZSBub25jZQ===", 0}, /* 25 chars */
@@ -167,10 +162,8 @@ static const struct {
     {"AAAAAAAAAAAAAAAAAAAAAAAA", 0},  /* 18 bytes */
     {"AAAAAAAAAAAAAAAA", 0},          /* 12 bytes */
     {"dGhlIHNhbXBsZSBub25jZR==", 0},  /* non-zero unused bits */
-    {"dGhlIHNhbXBsZSBub25jZQ= ", 0},
-    {" dGhlIHNhbXBsZSBub25jZQ=", 0},
-    {"dGhlIHNhbXBsZSBub2*jZQ==", 0},
-    {"", 0},
+    {"dGhlIHNhbXBsZSBub25jZQ= ", 0},  {" dGhlIHNhbXBsZSBub25jZQ=", 0},
+    {"dGhlIHNhbXBsZSBub2*jZQ==", 0},  {"", 0},
 };
 
 static void test_keys(void)
@@ -210,11 +203,23 @@ struct fcase {
 
 static const struct fcase fcases[] = {
     /* RFC 6455 5.7 */
-    {"text Hello", S("\x81\x05" "Hello"), 0, 0, 1000, 2, 0, 0, 1, 1, 0, 5},
+    {"text Hello",
+     S("\x81\x05"
+       "Hello"),
+     0, 0, 1000, 2, 0, 0, 1, 1, 0, 5},
     {"masked Hello", S(MASKED_HELLO), 0, 1, 1000, 6, 0, 0, 1, 1, 1, 5},
-    {"frag Hel", S("\x01\x03" "Hel"), 0, 0, 1000, 2, 0, 0, 0, 1, 0, 3},
-    {"frag lo", S("\x80\x02" "lo"), 0, 0, 1000, 2, 0, 0, 1, 0, 0, 2},
-    {"ping", S("\x89\x05" "Hello"), 0, 0, 1000, 2, 0, 0, 1, 9, 0, 5},
+    {"frag Hel",
+     S("\x01\x03"
+       "Hel"),
+     0, 0, 1000, 2, 0, 0, 0, 1, 0, 3},
+    {"frag lo",
+     S("\x80\x02"
+       "lo"),
+     0, 0, 1000, 2, 0, 0, 1, 0, 0, 2},
+    {"ping",
+     S("\x89\x05"
+       "Hello"),
+     0, 0, 1000, 2, 0, 0, 1, 9, 0, 5},
     {"masked pong", S("\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"), 0, 1, 1000, 6, 0, 0, 1, 10,
      1, 5},
     {"256 binary", S("\x82\x7e\x01\x00"), 256, 0, 1000, 4, 0, 0, 1, 2, 0, 256},
@@ -230,10 +235,22 @@ static const struct fcase fcases[] = {
     {"masked 64-bit", S("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00\x01\x02\x03\x04"), 0, 1, BIG, 14,
      0, 0, 1, 2, 1, 65536},
     /* byte 0 */
-    {"RSV1", S("\xc1\x05" "Hello"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
-    {"RSV2", S("\xa1\x05" "Hello"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
-    {"RSV3", S("\x91\x05" "Hello"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
-    {"RSV before mask", S("\xc1\x05" "Hello"), 0, 1, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
+    {"RSV1",
+     S("\xc1\x05"
+       "Hello"),
+     0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
+    {"RSV2",
+     S("\xa1\x05"
+       "Hello"),
+     0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
+    {"RSV3",
+     S("\x91\x05"
+       "Hello"),
+     0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
+    {"RSV before mask",
+     S("\xc1\x05"
+       "Hello"),
+     0, 1, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
     {"opcode 3", S("\x83\x00"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
     {"opcode 7", S("\x87\x00"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
     {"opcode B", S("\x8b\x00"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
@@ -241,17 +258,23 @@ static const struct fcase fcases[] = {
     {"ping FIN=0", S("\x09\x00"), 0, 0, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
     {"close FIN=0", S("\x08\x80\x00\x00\x00\x00"), 0, 1, 1000, WS_ERROR, 1002, 1, 0, 0, 0, 0},
     /* byte 1 */
-    {"unmasked to server", S("\x81\x05" "Hello"), 0, 1, 1000, WS_ERROR, 1002, 2, 0, 0, 0, 0},
+    {"unmasked to server",
+     S("\x81\x05"
+       "Hello"),
+     0, 1, 1000, WS_ERROR, 1002, 2, 0, 0, 0, 0},
     {"masked to client", S(MASKED_HELLO), 0, 0, 1000, WS_ERROR, 1002, 2, 0, 0, 0, 0},
     {"ping 126", S("\x89\x7e\x00\x7e"), 126, 0, 1000, WS_ERROR, 1002, 2, 0, 0, 0, 0},
     {"close 127", S("\x88\xff\x00\x00\x00\x00\x00\x00\x00\x7e"), 0, 1, 1000, WS_ERROR, 1002, 2, 0,
      0, 0, 0},
-    {"too big 7-bit", S("\x81\x05" "Hello"), 0, 0, 4, WS_ERROR, 1009, 2, 0, 0, 0, 0},
+    {"too big 7-bit",
+     S("\x81\x05"
+       "Hello"),
+     0, 0, 4, WS_ERROR, 1009, 2, 0, 0, 0, 0},
     {"too big 7-bit masked", S(MASKED_HELLO), 0, 1, 4, WS_ERROR, 1009, 2, 0, 0, 0, 0},
     /* extended lengths */
     {"non-minimal 16", S("\x82\x7e\x00\x7d"), 125, 0, 1000, WS_ERROR, 1002, 4, 0, 0, 0, 0},
-    {"non-minimal 16 zero", S("\x82\xfe\x00\x00\x01\x02\x03\x04"), 0, 1, 1000, WS_ERROR, 1002, 4,
-     0, 0, 0, 0},
+    {"non-minimal 16 zero", S("\x82\xfe\x00\x00\x01\x02\x03\x04"), 0, 1, 1000, WS_ERROR, 1002, 4, 0,
+     0, 0, 0},
     {"non-minimal 64", S("\x82\x7f\x00\x00\x00\x00\x00\x00\xff\xff"), 0, 0, BIG, WS_ERROR, 1002, 8,
      0, 0, 0, 0},
     {"non-minimal 64 small", S("\x82\x7f\x00\x00\x00\x00\x00\x00\x00\x05"), 0, 0, 4, WS_ERROR, 1002,
@@ -285,8 +308,7 @@ static void check_fcase(const struct fcase *c, const uint8_t *buf, size_t n, int
         CHECKF(f.fin == c->fin && f.opcode == c->op && f.masked == c->masked &&
                    f.payload_len == c->plen && f.header_len == (size_t)rc,
                "%s prefix %zu: fields", c->name, n);
-        if (c->masked)
-            CHECKF(memcmp(f.mask, buf + rc - 4, 4) == 0, "%s: mask", c->name);
+        if (c->masked) CHECKF(memcmp(f.mask, buf + rc - 4, 4) == 0, "%s: mask", c->name);
     }
 }
 
@@ -314,10 +336,10 @@ static void test_frame_parse(void)
 
 static void test_frame_header(void)
 {
-    static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, 1ull << 32,
-                                    0x7fffffffffffffffull};
-    static const int ops[] = {WS_OP_TEXT, WS_OP_BINARY, WS_OP_CONT, WS_OP_PING, WS_OP_PONG,
-                              WS_OP_CLOSE};
+    static const uint64_t lens[] = {
+        0, 1, 125, 126, 127, 65535, 65536, 1ull << 32, 0x7fffffffffffffffull};
+    static const int ops[] = {WS_OP_TEXT, WS_OP_BINARY, WS_OP_CONT,
+                              WS_OP_PING, WS_OP_PONG,   WS_OP_CLOSE};
     static const uint8_t mask[4] = {0xde, 0xad, 0xbe, 0xef};
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
         for (size_t oi = 0; oi < sizeof ops / sizeof ops[0]; oi++)
@@ -325,8 +347,7 @@ static void test_frame_header(void)
                 for (int fin = 0; fin < 2; fin++) {
                     uint64_t len = lens[li];
                     int op = ops[oi];
-                    if (op >= WS_OP_CLOSE && (len > 125 || !fin))
-                        continue;
+                    if (op >= WS_OP_CLOSE && (len > 125 || !fin)) continue;
                     uint8_t out[WS_MAX_HEADER];
                     size_t n = ws_frame_header(out, op, fin, len, m ? mask : NULL);
                     size_t want = (len < 126 ? 2 : len < 65536 ? 4 : 10) + (m ? 4 : 0);
@@ -391,42 +412,48 @@ static const struct {
 } utf8_cases[] = {
     {S(""), 'V'},
     {S("Hello"), 'V'},
-    {S("\xc3\xa9"), 'V'},                     /* U+00E9 */
-    {S("\xe2\x82\xac"), 'V'},                 /* U+20AC */
-    {S("\xf0\x90\x8d\x88"), 'V'},             /* U+10348 */
-    {S("\xc2\x80"), 'V'},                     /* U+0080 */
-    {S("\xdf\xbf"), 'V'},                     /* U+07FF */
-    {S("\xe0\xa0\x80"), 'V'},                 /* U+0800 */
-    {S("\xed\x9f\xbf"), 'V'},                 /* U+D7FF */
-    {S("\xee\x80\x80"), 'V'},                 /* U+E000 */
-    {S("\xef\xbf\xbf"), 'V'},                 /* U+FFFF */
-    {S("\xf0\x90\x80\x80"), 'V'},             /* U+10000 */
-    {S("\xf4\x8f\xbf\xbf"), 'V'},             /* U+10FFFF */
+    {S("\xc3\xa9"), 'V'},         /* U+00E9 */
+    {S("\xe2\x82\xac"), 'V'},     /* U+20AC */
+    {S("\xf0\x90\x8d\x88"), 'V'}, /* U+10348 */
+    {S("\xc2\x80"), 'V'},         /* U+0080 */
+    {S("\xdf\xbf"), 'V'},         /* U+07FF */
+    {S("\xe0\xa0\x80"), 'V'},     /* U+0800 */
+    {S("\xed\x9f\xbf"), 'V'},     /* U+D7FF */
+    {S("\xee\x80\x80"), 'V'},     /* U+E000 */
+    {S("\xef\xbf\xbf"), 'V'},     /* U+FFFF */
+    {S("\xf0\x90\x80\x80"), 'V'}, /* U+10000 */
+    {S("\xf4\x8f\xbf\xbf"), 'V'}, /* U+10FFFF */
     {S("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"), 'V'},
-    {S("0123456789abcdefghijklmnopqrstuvwxyz\xe2\x82\xac" "0123456789abcdef"), 'V'},
-    {S("\xc0\x80"), 'B'},                     /* overlong NUL */
-    {S("\xc1\xbf"), 'B'},                     /* overlong */
-    {S("\xe0\x80\x80"), 'B'},                 /* overlong */
-    {S("\xe0\x9f\xbf"), 'B'},                 /* overlong */
-    {S("\xf0\x80\x80\x80"), 'B'},             /* overlong */
-    {S("\xf0\x8f\xbf\xbf"), 'B'},             /* overlong */
-    {S("\xed\xa0\x80"), 'B'},                 /* U+D800 */
-    {S("\xed\xbf\xbf"), 'B'},                 /* U+DFFF */
-    {S("\xf4\x90\x80\x80"), 'B'},             /* U+110000 */
+    {S("0123456789abcdefghijklmnopqrstuvwxyz\xe2\x82\xac"
+       "0123456789abcdef"),
+     'V'},
+    {S("\xc0\x80"), 'B'},         /* overlong NUL */
+    {S("\xc1\xbf"), 'B'},         /* overlong */
+    {S("\xe0\x80\x80"), 'B'},     /* overlong */
+    {S("\xe0\x9f\xbf"), 'B'},     /* overlong */
+    {S("\xf0\x80\x80\x80"), 'B'}, /* overlong */
+    {S("\xf0\x8f\xbf\xbf"), 'B'}, /* overlong */
+    {S("\xed\xa0\x80"), 'B'},     /* U+D800 */
+    {S("\xed\xbf\xbf"), 'B'},     /* U+DFFF */
+    {S("\xf4\x90\x80\x80"), 'B'}, /* U+110000 */
     {S("\xf5\x80\x80\x80"), 'B'},
     {S("\xff"), 'B'},
     {S("\xfe"), 'B'},
-    {S("\x80"), 'B'},                         /* stray continuation */
+    {S("\x80"), 'B'}, /* stray continuation */
     {S("\xbf"), 'B'},
-    {S("a\x80" "b"), 'B'},
+    {S("a\x80"
+       "b"),
+     'B'},
     {S("\xc3\xa9\xa9"), 'B'},
     {S("\xc3\x41"), 'B'},
     {S("\xe2\x82\x41"), 'B'},
     {S("\xf0\x90\x8d\x41"), 'B'},
     {S("\xe2\x82\xc3\xa9"), 'B'},
-    {S("0123456789abcdefghijklmnopqrstuvwxyz\xc0\x80" "0123456789abcdef"), 'B'},
+    {S("0123456789abcdefghijklmnopqrstuvwxyz\xc0\x80"
+       "0123456789abcdef"),
+     'B'},
     {S("0123456789abcdefghijklmnopqrstuvwxyz\xff"), 'B'},
-    {S("\xc3"), 'I'},                         /* truncated at the end */
+    {S("\xc3"), 'I'}, /* truncated at the end */
     {S("\xe2\x82"), 'I'},
     {S("\xf0\x90\x8d"), 'I'},
     {S("\xf4"), 'I'},
@@ -498,9 +525,11 @@ static const struct rcase rcases[] = {
     {"binary skips UTF-8", 100, {{B, 1, S("\xff\xc0\x80"), MSG, 0}}},
     {"binary fragments", 100, {{B, 0, S("\xe2"), MORE, 0}, {C, 1, S("\xff"), MSG, 0}}},
     {"two fragments", 100, {{T, 0, S("Hel"), MORE, 0}, {C, 1, S("lo"), MSG, 0}}},
-    {"empty fragments", 100,
+    {"empty fragments",
+     100,
      {{T, 0, S(""), MORE, 0}, {C, 0, S(""), MORE, 0}, {C, 1, S(""), MSG, 0}}},
-    {"ping inside", 100,
+    {"ping inside",
+     100,
      {{T, 0, S("a"), MORE, 0}, {WS_OP_PING, 1, S("x"), CTL, 0}, {C, 1, S("b"), MSG, 0}}},
     {"close inside", 100, {{T, 0, S("a"), MORE, 0}, {WS_OP_CLOSE, 1, S(""), CTL, 0}}},
     {"cont without message", 100, {{C, 1, S("x"), ERR, 1002}}},
@@ -510,11 +539,16 @@ static const struct rcase rcases[] = {
     {"too big", 4, {{B, 1, S("Hello"), ERR, 1009}}},
     {"exactly max", 5, {{T, 1, S("Hello"), MSG, 0}}},
     {"too big summed", 4, {{T, 0, S("Hel"), MORE, 0}, {C, 1, S("lo"), ERR, 1009}}},
-    {"max resets", 5, {{T, 1, S("Hello"), MSG, 0}, {B, 0, S("Hel"), MORE, 0}, {C, 1, S("lo"), MSG, 0}}},
-    {"ping not counted", 1, {{T, 0, S("a"), MORE, 0}, {WS_OP_PING, 1, S("xyz"), CTL, 0}, {C, 1, S(""), MSG, 0}}},
+    {"max resets",
+     5,
+     {{T, 1, S("Hello"), MSG, 0}, {B, 0, S("Hel"), MORE, 0}, {C, 1, S("lo"), MSG, 0}}},
+    {"ping not counted",
+     1,
+     {{T, 0, S("a"), MORE, 0}, {WS_OP_PING, 1, S("xyz"), CTL, 0}, {C, 1, S(""), MSG, 0}}},
     /* UTF-8 across fragments */
     {"split 3-byte", 100, {{T, 0, S("\xe2\x82"), MORE, 0}, {C, 1, S("\xac"), MSG, 0}}},
-    {"split 4-byte", 100,
+    {"split 4-byte",
+     100,
      {{T, 0, S("\xf0"), MORE, 0}, {C, 0, S("\x90\x8d"), MORE, 0}, {C, 1, S("\x88"), MSG, 0}}},
     {"split invalid", 100, {{T, 0, S("\xe2\x82"), MORE, 0}, {C, 1, S("("), ERR, 1007}}},
     {"split surrogate", 100, {{T, 0, S("\xed"), MORE, 0}, {C, 1, S("\xa0\x80"), ERR, 1007}}},
@@ -531,11 +565,21 @@ static const struct rcase rcases[] = {
     {"pong payload", 100, {{WS_OP_PONG, 1, S("Hello"), CTL, 0}}},
     {"close empty", 100, {{WS_OP_CLOSE, 1, S(""), CTL, 0}}},
     {"close 1 byte", 100, {{WS_OP_CLOSE, 1, S("\x03"), ERR, 1002}}},
-    {"close reason", 100, {{WS_OP_CLOSE, 1, S("\x03\xe8" "bye \xc3\xa9"), CTL, 0}}},
+    {"close reason",
+     100,
+     {{WS_OP_CLOSE, 1,
+       S("\x03\xe8"
+         "bye \xc3\xa9"),
+       CTL, 0}}},
     {"close reason bad", 100, {{WS_OP_CLOSE, 1, S("\x03\xe8\xff"), ERR, 1007}}},
     {"close reason truncated", 100, {{WS_OP_CLOSE, 1, S("\x03\xe8\xc3"), ERR, 1007}}},
     {"close bad code first", 100, {{WS_OP_CLOSE, 1, S("\x03\xed\xff"), ERR, 1002}}},
-    {"close not counted", 1, {{WS_OP_CLOSE, 1, S("\x03\xe8" "long reason"), CTL, 0}}},
+    {"close not counted",
+     1,
+     {{WS_OP_CLOSE, 1,
+       S("\x03\xe8"
+         "long reason"),
+       CTL, 0}}},
 };
 
 static void test_reader(void)
@@ -548,28 +592,25 @@ static void test_reader(void)
         int op = 0;
         for (size_t i = 0; i < 4 && rc->s[i].p; i++) {
             const struct rstep *s = &rc->s[i];
-            struct ws_frame f = {.fin = (uint8_t)s->fin, .opcode = (uint8_t)s->op,
-                                 .payload_len = s->n};
+            struct ws_frame f = {
+                .fin = (uint8_t)s->fin, .opcode = (uint8_t)s->op, .payload_len = s->n};
             uint8_t *p = dup_exact(s->p, s->n);
             uint16_t code = 0;
             const char *reason = NULL;
-            if (s->op < WS_OP_CLOSE)
-                sum = s->op == WS_OP_CONT ? sum + s->n : s->n;
+            if (s->op < WS_OP_CLOSE) sum = s->op == WS_OP_CONT ? sum + s->n : s->n;
             int got = ws_reader_frame(&r, &f, p, rc->max, &code, &reason);
             CHECKF(got == s->want, "%s step %zu: %d want %d", rc->name, i, got, s->want);
             if (got == WS_ERROR && s->want == WS_ERROR) {
                 CHECKF(code == s->code, "%s step %zu: code %u", rc->name, i, code);
                 CHECKF(reason && strlen(reason) <= 123, "%s: reason", rc->name);
             }
-            if (s->op == T || s->op == B)
-                op = s->op;
+            if (s->op == T || s->op == B) op = s->op;
             if (got == WS_R_MESSAGE) {
                 CHECKF(r.msg_op == op, "%s step %zu: msg_op %d", rc->name, i, r.msg_op);
                 CHECKF(r.msg_len == sum, "%s step %zu: msg_len", rc->name, i);
                 CHECKF(!r.in_msg, "%s: in_msg after message", rc->name);
             }
-            if (got == WS_R_MORE)
-                CHECKF(r.in_msg, "%s: in_msg", rc->name);
+            if (got == WS_R_MORE) CHECKF(r.in_msg, "%s: in_msg", rc->name);
             free(p);
         }
     }
@@ -710,8 +751,7 @@ static void drv_feed(struct drv *d, const uint8_t *p, size_t n)
             uint64_t left = d->f.payload_len - d->got;
             size_t take = left < n ? (size_t)left : n;
             memcpy(d->pay + d->got, p, take);
-            if (d->f.masked)
-                ws_mask(d->pay + d->got, take, d->f.mask, d->got);
+            if (d->f.masked) ws_mask(d->pay + d->got, take, d->f.mask, d->got);
             d->got += take;
             p += take;
             n -= take;
@@ -736,33 +776,93 @@ struct scase {
 };
 
 static const struct scase scases[] = {
-    {"RFC text", S("\x81\x05" "Hello"), 0, 2, 1000, 1000, "T:Hello|"},
+    {"RFC text",
+     S("\x81\x05"
+       "Hello"),
+     0, 2, 1000, 1000, "T:Hello|"},
     {"RFC masked text", S(MASKED_HELLO), 0, 1, 1000, 1000, "T:Hello|"},
-    {"RFC fragments", S("\x01\x03" "Hel" "\x80\x02" "lo"), 0, 2, 1000, 1000, "+T:Hello|"},
-    {"RFC ping", S("\x89\x05" "Hello"), 0, 2, 1000, 1000, "C9:Hello|"},
+    {"RFC fragments",
+     S("\x01\x03"
+       "Hel"
+       "\x80\x02"
+       "lo"),
+     0, 2, 1000, 1000, "+T:Hello|"},
+    {"RFC ping",
+     S("\x89\x05"
+       "Hello"),
+     0, 2, 1000, 1000, "C9:Hello|"},
     {"RFC masked pong", S("\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"), 0, 1, 1000, 1000,
      "CA:Hello|"},
-    {"RFC ping then pong", S("\x89\x05" "Hello" "\x8a\x05" "Hello"), 0, 2, 1000, 1000,
-     "C9:Hello|CA:Hello|"},
+    {"RFC ping then pong",
+     S("\x89\x05"
+       "Hello"
+       "\x8a\x05"
+       "Hello"),
+     0, 2, 1000, 1000, "C9:Hello|CA:Hello|"},
     {"RFC 256 binary", S("\x82\x7e\x01\x00"), 256, 2, 1000, 1000, "B256|"},
     {"RFC 64K binary", S(LEN64K), 65536, 2, 65536, 65536, "B65536|"},
-    {"ping between fragments", S("\x01\x03" "Hel" "\x89\x00" "\x80\x02" "lo"), 0, 2, 1000, 1000,
-     "+C9:|T:Hello|"},
-    {"three messages", S("\x81\x01" "a" "\x82\x00" "\x81\x02" "\xc3\xa9"), 0, 2, 1000, 1000,
-     "T:a|B0|T:\\xc3\\xa9|"},
-    {"close", S("\x88\x05\x03\xe8" "bye"), 0, 2, 1000, 1000, "C8:\\x03\\xe8bye|"},
-    {"unmasked to server", S("\x81\x05" "Hello"), 0, 1, 1000, 1000, "E1002"},
+    {"ping between fragments",
+     S("\x01\x03"
+       "Hel"
+       "\x89\x00"
+       "\x80\x02"
+       "lo"),
+     0, 2, 1000, 1000, "+C9:|T:Hello|"},
+    {"three messages",
+     S("\x81\x01"
+       "a"
+       "\x82\x00"
+       "\x81\x02"
+       "\xc3\xa9"),
+     0, 2, 1000, 1000, "T:a|B0|T:\\xc3\\xa9|"},
+    {"close",
+     S("\x88\x05\x03\xe8"
+       "bye"),
+     0, 2, 1000, 1000, "C8:\\x03\\xe8bye|"},
+    {"unmasked to server",
+     S("\x81\x05"
+       "Hello"),
+     0, 1, 1000, 1000, "E1002"},
     {"masked to client", S(MASKED_HELLO), 0, 0, 1000, 1000, "E1002"},
-    {"RSV after message", S("\x81\x01" "a" "\xc1\x00"), 0, 2, 1000, 1000, "T:a|E1002"},
-    {"new message inside", S("\x01\x03" "Hel" "\x81\x02" "lo"), 0, 2, 1000, 1000, "+E1002"},
-    {"continuation alone", S("\x80\x02" "lo"), 0, 2, 1000, 1000, "E1002"},
-    {"frame too big", S("\x81\x05" "Hello"), 0, 2, 4, 1000, "E1009"},
-    {"message too big", S("\x01\x03" "Hel" "\x80\x02" "lo"), 0, 2, 1000, 4, "+E1009"},
+    {"RSV after message",
+     S("\x81\x01"
+       "a"
+       "\xc1\x00"),
+     0, 2, 1000, 1000, "T:a|E1002"},
+    {"new message inside",
+     S("\x01\x03"
+       "Hel"
+       "\x81\x02"
+       "lo"),
+     0, 2, 1000, 1000, "+E1002"},
+    {"continuation alone",
+     S("\x80\x02"
+       "lo"),
+     0, 2, 1000, 1000, "E1002"},
+    {"frame too big",
+     S("\x81\x05"
+       "Hello"),
+     0, 2, 4, 1000, "E1009"},
+    {"message too big",
+     S("\x01\x03"
+       "Hel"
+       "\x80\x02"
+       "lo"),
+     0, 2, 1000, 4, "+E1009"},
     {"64K over frame limit", S(LEN64K), 65536, 2, 65535, 1 << 20, "E1009"},
     {"bad UTF-8", S("\x81\x02\xc0\x80"), 0, 2, 1000, 1000, "E1007"},
-    {"UTF-8 split", S("\x01\x02" "\xe2\x82" "\x80\x01" "\xac"), 0, 2, 1000, 1000,
-     "+T:\\xe2\\x82\\xac|"},
-    {"bad UTF-8 split", S("\x01\x02" "\xe2\x82" "\x80\x01" "("), 0, 2, 1000, 1000, "+E1007"},
+    {"UTF-8 split",
+     S("\x01\x02"
+       "\xe2\x82"
+       "\x80\x01"
+       "\xac"),
+     0, 2, 1000, 1000, "+T:\\xe2\\x82\\xac|"},
+    {"bad UTF-8 split",
+     S("\x01\x02"
+       "\xe2\x82"
+       "\x80\x01"
+       "("),
+     0, 2, 1000, 1000, "+E1007"},
     {"close 1 byte", S("\x88\x01\x03"), 0, 2, 1000, 1000, "E1002"},
     {"close 1005", S("\x88\x02\x03\xed"), 0, 2, 1000, 1000, "E1002"},
     {"close bad reason", S("\x88\x03\x03\xe8\xff"), 0, 2, 1000, 1000, "E1007"},
@@ -779,8 +879,7 @@ static uint8_t *mask_stream(const uint8_t *in, size_t n, size_t *outn)
         uint16_t code;
         const char *reason;
         int rc = ws_frame_parse(in + pos, n - pos, 0, BIG, &f, &code, &reason);
-        if (rc <= 0 || f.payload_len > n - pos - (size_t)rc)
-            break;
+        if (rc <= 0 || f.payload_len > n - pos - (size_t)rc) break;
         o += ws_frame_header(out + o, f.opcode, f.fin, f.payload_len, mask);
         memcpy(out + o, in + pos + rc, (size_t)f.payload_len);
         ws_mask(out + o, (size_t)f.payload_len, mask, 0);
@@ -807,8 +906,7 @@ static void run_stream(const struct scase *c, int server, const uint8_t *in, siz
     size_t scale = (size_t[]){3, 20, 300, 100000}[rng() % 4];
     while (pos < n && !d.dead) {
         size_t k = mode == 0 ? n : mode == 1 ? 1 : 1 + rng() % scale;
-        if (k > n - pos)
-            k = n - pos;
+        if (k > n - pos) k = n - pos;
         uint8_t *chunk = dup_exact(in + pos, k);
         drv_feed(&d, chunk, k);
         free(chunk);
@@ -830,8 +928,7 @@ static void test_streams(void)
         for (size_t j = 0; j < c->fill; j++)
             in[c->len + j] = pat(j);
         for (int server = 0; server < 2; server++) {
-            if (c->side != 2 && c->side != server)
-                continue;
+            if (c->side != 2 && c->side != server) continue;
             size_t sn = n;
             uint8_t *s = c->side == 2 && server ? mask_stream(in, n, &sn) : dup_exact(in, n);
             run_stream(c, server, s, sn, "whole");
