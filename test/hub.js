@@ -321,6 +321,28 @@ let badHub;
 let fakes;
 let refusedPort;
 
+// Both announce orders between a client of the JS hub J and one of ours on O: each discovers the
+// other exactly once, nobody is told about itself, signals cross; then leave() checks a departure.
+async function jsBothOrders(J, O, tag, leave) {
+  for (const first of ['js', 'ours']) {
+    const what = `(${tag}) ${first} announces first`;
+    const network = `j${tag}-${first}`;
+    const jc = await joined(J, undefined);
+    const oc = await joined(O, undefined);
+    const [x, y] = first === 'js' ? [jc, oc] : [oc, jc];
+    x.send({ type: 'announce', networkName: network, data: { peerId: x.id } });
+    await sleep(300);
+    y.send({ type: 'announce', networkName: network, data: { peerId: y.id } });
+    await discovers(oc, jc.id, network, what);
+    await discovers(jc, oc.id, network, what, 3000);
+    await sleep(300);
+    eq(about(oc, 'peer-discovered', jc.id).length, 1, `${what}: our client discovers the JS client exactly once`);
+    eq(about(jc, 'peer-discovered', jc.id).length, 0, `${what}: the JS client is never told about itself (split horizon)`);
+    await signalsCross(oc, jc, network, what);
+    await leave(jc, oc, what, network);
+  }
+}
+
 const tests = [
   ['two hubs: link, stats, HUB_PEER_ID', async () => {
     A = await startServer(hubEnv());
@@ -720,26 +742,12 @@ const tests = [
       await linksUp(O);
       await sleep(1000); // quiet link (the JS hub never pings) survives > 2 ping intervals: it pongs
       check((await hubstats(O)).bootstrapHubs[0].connected, '(a) link to the JS hub survives a quiet period with PING_INTERVAL=300ms');
-      for (const first of ['js', 'ours']) {
-        const what = `(a) ${first} announces first`;
-        const network = `ja-${first}`;
-        const jc = await joined(J, undefined);
-        const oc = await joined(O, undefined);
-        const [x, y] = first === 'js' ? [jc, oc] : [oc, jc];
-        x.send({ type: 'announce', networkName: network, data: { peerId: x.id } });
-        await sleep(300);
-        y.send({ type: 'announce', networkName: network, data: { peerId: y.id } });
-        await discovers(oc, jc.id, network, what);
-        await discovers(jc, oc.id, network, what, 3000);
-        await sleep(300);
-        eq(about(oc, 'peer-discovered', jc.id).length, 1, `${what}: our client discovers the JS client exactly once`);
-        eq(about(jc, 'peer-discovered', jc.id).length, 0, `${what}: the JS client is never told about itself (split horizon)`);
-        await signalsCross(oc, jc, network, what);
+      await jsBothOrders(J, O, 'a', async (jc, oc, what) => {
         // the JS client leaves: our client hears it exactly once (JS sends two copies to a dialler)
         await jc.close();
         await exactlyOne(oc, 'peer-disconnected', jc.id, `${what}, JS client leaves`);
         await oc.close();
-      }
+      });
       // our client leaving: the JS hub answers our peer-disconnected with an error (limitation);
       // the link must stay up
       await sleep(300);
@@ -773,28 +781,14 @@ const tests = [
       eq([h.networkName, h.data.isHub, h.data.port], [NS, true, J.port], '(b) the JS hub is listed in our /hubs with its announce data');
       await sleep(1000);
       check((await getJson(O, '/hubs')).hubs.some((x) => x.peerId === J.hubPeerId), '(b) JS hub link survives a quiet period with PING_INTERVAL=300ms');
-      for (const first of ['js', 'ours']) {
-        const what = `(b) ${first} announces first`;
-        const network = `jb-${first}`;
-        const jc = await joined(J, undefined);
-        const oc = await joined(O, undefined);
-        const [x, y] = first === 'js' ? [jc, oc] : [oc, jc];
-        x.send({ type: 'announce', networkName: network, data: { peerId: x.id } });
-        await sleep(300);
-        y.send({ type: 'announce', networkName: network, data: { peerId: y.id } });
-        await discovers(oc, jc.id, network, what);
-        await discovers(jc, oc.id, network, what, 3000);
-        await sleep(300);
-        eq(about(oc, 'peer-discovered', jc.id).length, 1, `${what}: our client discovers the JS client exactly once`);
-        eq(about(jc, 'peer-discovered', jc.id).length, 0, `${what}: the JS client is never told about itself (split horizon)`);
-        await signalsCross(oc, jc, network, what);
+      await jsBothOrders(J, O, 'b', async (jc, oc, what, network) => {
         // our client leaves: on a link the JS hub dialled, it passes peer-disconnected on
         await oc.close();
         await waitFor(() => about(jc, 'peer-disconnected', oc.id).length >= 1, 2000, 'pd').catch(() => {});
         const pd = about(jc, 'peer-disconnected', oc.id).find((m) => m.networkName === network);
         check(pd && pd.targetPeerId === jc.id, `${what}: JS client told that our client left`, jc.all('peer-disconnected'));
         await jc.close();
-      }
+      });
       // a JS client that leaves: our client hears it once
       const jc = await joined(J, 'jb-leave');
       const oc = await joined(O, 'jb-leave');
