@@ -23,6 +23,10 @@ build:
 build/peerpigeon-asan: $(SRCS) $(HDRS) | build
 	$(CC) $(WARN) $(SAN) -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS)
 
+# the same with a 64 KiB fixed output-queue cap, for test/queue.js
+build/peerpigeon-smallq: $(SRCS) $(HDRS) | build
+	$(CC) $(WARN) $(SAN) -DWBUF_BASE=65536 -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS)
+
 build/test_ws: test/test_ws.c ws.c ws.h test/t.h | build
 	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_ws.c ws.c
 
@@ -47,7 +51,7 @@ fuzz: | build
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done
 
-test: peerpigeon build/peerpigeon-asan $(UNITS)
+test: peerpigeon build/peerpigeon-asan build/peerpigeon-smallq $(UNITS)
 	@bash test/run.sh
 
 fmt:

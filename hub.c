@@ -378,6 +378,7 @@ void hub_on_open(struct conn *c)
     json_write_u64(&w, wall_ms());
     LIT(&w, "}}");
     conn_send(c, w.p, w.len);
+    conn_expect(c, peer_sync_bytes(NULL, 0));
     peer_each(send_discovered, c, 1);
 }
 
@@ -403,6 +404,7 @@ void hub_peer_is_hub(struct peer *p)
     static const char hello[] = "{\"type\":\"hub-info\",\"data\":{\"server\":\"peerpigeon-c\","
                                 "\"cachesPeers\":true},\"fromPeerId\":\"system\"}";
     conn_send(c, hello, sizeof hello - 1);
+    conn_expect(c, peer_sync_bytes(NULL, 0));
     peer_each(send_discovered, c, 1);
 }
 
@@ -509,7 +511,10 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
             /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a
              * new peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
             struct link *l = conn_hublink(from);
-            if (l && !l->peer_caches) peer_each_in(net, nl, send_discovered, from);
+            if (l && !l->peer_caches) {
+                conn_expect(from, peer_sync_bytes(net, nl));
+                peer_each_in(net, nl, send_discovered, from);
+            }
         }
         return 1;
     }

@@ -21,6 +21,9 @@
 #define GLOBAL_LEN 6
 #define SCRATCH_EXTRA 4096 /* envelope around a forwarded `data` */
 #define REMOTE_PER_CONN 4  /* remote peers kept: 4 x MAX_CONNECTIONS */
+/* bytes of one peer-discovered, to size a burst (typical extra data is small; the fixed queue
+ * cap absorbs the rest) */
+#define DISCOVERED_EST(net_len) (320 + 6 * (net_len))
 
 struct network {
     struct peer *local, *remote; /* members: connected here / learnt from hubs */
@@ -467,6 +470,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
     p->is_hub = (uint8_t)is_hub;
     p->registered_at = wall_ms();
     announce_to_network(p);
+    conn_expect(p->conn, (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
     for (struct peer *q = p->net->local; q; q = q->next)
         if (q != p) send_discovered_to(p, q);
     for (struct peer *q = p->net->remote; q; q = q->next)
@@ -727,6 +731,13 @@ void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote)
     }
     for (uint32_t i = 0; remote && i <= remotes.mask; i++)
         if (remotes.e[i]) fn(remotes.e[i], arg);
+}
+
+size_t peer_sync_bytes(const char *net, size_t net_len)
+{
+    if (!net) return (size_t)(peers.count + remotes.count) * DISCOVERED_EST(MAX_NETWORK_NAME / 4);
+    struct network *n = table_find(&networks, net, net_len);
+    return n ? (size_t)(n->nlocal + n->nremote) * DISCOVERED_EST(net_len) : 0;
 }
 
 void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg), void *arg)

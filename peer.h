@@ -78,6 +78,8 @@ int peer_is_hub(const struct peer *p);
 /* Call fn for each announced client peer (not hubs): local ones, then (if remote) those learnt
  * from hubs; e.g. to sync a new link. */
 void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote);
+/* About how many bytes of peer-discovered peer_each (net NULL) or peer_each_in(net) sends. */
+size_t peer_sync_bytes(const char *net, size_t net_len);
 /* The same for the client peers of one network. */
 void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg),
                   void *arg);

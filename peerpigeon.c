@@ -43,7 +43,9 @@
 #define READS_PER_TURN 8 /* recv calls per readable connection per turn (fairness) */
 #define SCRATCH_SIZE 65536
 #define BUF_MIN 512          /* smallest per-connection buffer; grows by doubling */
+#ifndef WBUF_BASE
 #define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
+#endif
 #define HTTP_IDLE_MS 10000   /* an HTTP connection silent this long is closed */
 #define CLOSE_GRACE_MS 2000  /* after our close frame / last answer, wait this long for EOF */
 #define RESPONSE_MAX (256u << 10)
@@ -323,6 +325,7 @@ struct conn {
     uint8_t keep;      /* HTTP: keep-alive after this answer */
     uint8_t handshake; /* K_DIAL: 0 connecting, 1 waiting for 101, 2 open */
     uint8_t counted;   /* counts in ws_open */
+    uint32_t burst;    /* extra queue allowance (conn_expect) until the queue drains */
     struct ws_reader wr;
     struct buf rbuf, wbuf, msg;
     uint64_t last_heard, last_ping, since;
@@ -345,9 +348,19 @@ static int reserve_fd = -1;
 static void conn_gone(struct conn *c, const char *why);
 static void flush_dirty(void);
 
-static size_t wbuf_max(void)
+/* The queue cap: fixed, plus what the owner announced it is about to queue in one go (a
+ * discovery list of a big network, a hub sync) until the queue drains. */
+static size_t wbuf_max(const struct conn *c)
 {
-    return WBUF_BASE + 2 * cfg.max_message_size;
+    return WBUF_BASE + 2 * cfg.max_message_size + c->burst;
+}
+
+void conn_expect(struct conn *c, size_t bytes)
+{
+    /* the largest burst, not the sum and not counting what is queued: a client that never reads
+     * runs into the cap at its second burst */
+    if (bytes > UINT32_MAX) bytes = UINT32_MAX;
+    if (bytes > c->burst) c->burst = (uint32_t)bytes;
 }
 
 static size_t rbuf_max(const struct conn *c)
@@ -437,9 +450,9 @@ static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int
     size_t len = 0;
     for (int i = 0; i < n; i++)
         len += iov[i].iov_len;
-    if (buf_reserve(&c->wbuf, len + WS_MAX_HEADER, wbuf_max())) {
+    if (buf_reserve(&c->wbuf, len + WS_MAX_HEADER, wbuf_max(c))) {
         log_msg(LOG_WARN, "fd %d: output queue over %zu bytes: slow reader cut off", c->fd,
-                wbuf_max());
+                wbuf_max(c));
         conn_gone(c, "slow reader");
         return -1;
     }
@@ -474,7 +487,7 @@ int conn_send(struct conn *c, const char *msg, size_t len)
 int conn_send_raw(struct conn *c, const void *p, size_t len)
 {
     if (c->state != S_OPEN) return -1;
-    if (buf_reserve(&c->wbuf, len, wbuf_max())) {
+    if (buf_reserve(&c->wbuf, len, wbuf_max(c))) {
         conn_gone(c, "slow reader");
         return -1;
     }
@@ -585,6 +598,7 @@ static void conn_flush(struct conn *c)
     /* keep the memory until a tick passes with nothing queued: a busy connection reuses it
      * (freeing per flush made the heap grow and shrink every loop turn) */
     c->wbuf.off = c->wbuf.len = 0;
+    c->burst = 0;
     if (c->want_out) conn_set_events(c, 0);
     if (c->state == S_CLOSING && !c->shut) {
         shutdown(c->fd, SHUT_WR);

@@ -46,6 +46,10 @@ struct peer;
  * whose queue would exceed its cap is a slow reader and is cut off (returns -1). Messages to a
  * closing connection are dropped (returns -1). */
 int conn_send_iov(struct conn *c, const struct iovec *iov, int n);
+/* About `bytes` more are to be queued at once (a discovery list, a hub sync): the queue cap
+ * grows by that until the queue has drained, so a big network is no "slow reader". Bursts do
+ * not add up: a client that never reads is still cut off at the next one. */
+void conn_expect(struct conn *c, size_t bytes);
 int conn_send(struct conn *c, const char *msg, size_t len);
 /* Start the close handshake: queue a close frame (code, reason), stop reading messages, close
  * the socket once the frame is out and the peer answered (or after a grace period). The peer
