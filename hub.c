@@ -480,9 +480,8 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
 
 void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
                       const char *target, const char *net, size_t net_len,
-                      const struct json_val *data, const struct json_val *root)
+                      const struct json_val *data)
 {
-    (void)root;
     dedup(type, type_len, from_id, target, data); /* so that an echo from a hub is dropped */
     relay(from, type, type_len, from_id, target, net, net_len, data, 0);
 }

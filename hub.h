@@ -38,7 +38,7 @@ void hub_remote_dropped(struct peer *r); /* a remote peer dropped with its link 
 /* Signalling for a target that is not local: relay it (hub mode). */
 void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
                       const char *target, const char *net, size_t net_len,
-                      const struct json_val *data, const struct json_val *root);
+                      const struct json_val *data);
 /* A message with hub rights (inbound hub peer or outbound link): peer-discovered,
  * peer-disconnected and relayed signals. Returns 1 if handled. */
 int hub_handle(struct conn *from, const char *type, size_t type_len, const struct json_val *root);

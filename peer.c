@@ -562,7 +562,7 @@ static void on_signal(struct peer *p, const char *type, size_t tl, const struct 
     const struct json_val *dp = json_get(root, "data", &data) ? &data : NULL;
     int r = peer_forward(type, tl, p->id, target, name, nl, dp);
     if (r == 0 && cfg.is_hub)
-        hub_relay_signal(p->conn, type, tl, p->id, target, name, nl, dp, root);
+        hub_relay_signal(p->conn, type, tl, p->id, target, name, nl, dp);
     else if (r <= 0)
         log_msg(LOG_DEBUG, "%.8s: %.*s for %.8s dropped: %s", p->id, (int)tl, type, target,
                 r ? "other network" : "not connected");

@@ -42,12 +42,12 @@
 #define EPOLL_BATCH 256
 #define READS_PER_TURN 8 /* recv calls per readable connection per turn (fairness) */
 #define SCRATCH_SIZE 65536
-#define BUF_MIN 512          /* smallest per-connection buffer; grows by doubling */
+#define BUF_MIN 512 /* smallest per-connection buffer; grows by doubling */
 #ifndef WBUF_BASE
 #define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
 #endif
-#define HTTP_IDLE_MS 10000   /* an HTTP connection silent this long is closed */
-#define CLOSE_GRACE_MS 2000  /* after our close frame / last answer, wait this long for EOF */
+#define HTTP_IDLE_MS 10000  /* an HTTP connection silent this long is closed */
+#define CLOSE_GRACE_MS 2000 /* after our close frame / last answer, wait this long for EOF */
 #define RESPONSE_MAX (256u << 10)
 
 struct config cfg; /* zero here, defaults set by config_defaults: keeps 33 KB out of .data */
