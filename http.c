@@ -350,7 +350,7 @@ const char *http_status_text(int status)
 
 /* ---- endpoints ---- */
 
-#define BODY_MAX 65536
+#define BODY_MAX (192u << 10) /* JSON answers; /hubs lists as many hubs as fit */
 
 static int path_is(const struct http_request *req, const char *p)
 {

@@ -21,6 +21,7 @@
 #define GLOBAL_LEN 6
 #define SCRATCH_EXTRA 4096 /* envelope around a forwarded `data` */
 #define REMOTE_PER_CONN 4  /* remote peers kept: 4 x MAX_CONNECTIONS */
+#define HUBS_LISTED 256    /* entries in /hubs and /hubstats (totalHubs counts them all) */
 /* bytes of one peer-discovered, to size a burst (typical extra data is small; the fixed queue
  * cap absorbs the rest) */
 #define DISCOVERED_EST(net_len) (320 + 6 * (net_len))
@@ -699,9 +700,12 @@ void peer_write_hubs(struct json_writer *w)
 {
     int first = 1;
     LIT(w, "[");
-    for (uint32_t i = 0; i <= peers.mask; i++) {
+    for (uint32_t i = 0, n = 0; i <= peers.mask; i++) {
         const struct peer *p = peers.e[i];
         if (!p || !p->is_hub || !p->net) continue;
+        /* anyone can announce as a hub: list at most HUBS_LISTED, and stop while an entry
+         * (announce data is at most MAX_ANNOUNCE_DATA) still surely fits */
+        if (n++ == HUBS_LISTED || w->cap - w->len < 2 * MAX_ANNOUNCE_DATA + 1024) break;
         if (!first) LIT(w, ",");
         first = 0;
         LIT(w, "{\"peerId\":\"");

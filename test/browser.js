@@ -88,11 +88,12 @@ async function openPage() {
 
 const events = (p, type) => p.page.evaluate((t) => window.ppEvents.filter((e) => e.type === t), type);
 
+// Resolves true once the page has logged a matching event (throws on timeout).
 async function waitEvent(p, type, pred, ms, what) {
-  await p.page.waitForFunction(([t, src]) => {
+  return p.page.waitForFunction(([t, src]) => {
     const f = eval(src); // eslint-disable-line no-eval
     return window.ppEvents.some((e) => e.type === t && f(e));
-  }, [type, pred], { timeout: ms, polling: 100 }).catch((e) => { throw new Error(`${what}: ${e.message.split('\n')[0]}`); });
+  }, [type, pred], { timeout: ms, polling: 100 }).then(() => true, (e) => { throw new Error(`${what}: ${e.message.split('\n')[0]}`); });
 }
 
 function dump(p, label) {
@@ -133,16 +134,16 @@ const tests = [
 
     try {
       // discovery through the server
-      await waitEvent(a, 'peerDiscovered', `(e) => e.d.peerId === ${JSON.stringify(b.id)}`, 10000, 'A discovers B');
-      await waitEvent(b, 'peerDiscovered', `(e) => e.d.peerId === ${JSON.stringify(a.id)}`, 10000, 'B discovers A');
-      check(true, 'both pages got peerDiscovered for the other');
+      const da = await waitEvent(a, 'peerDiscovered', `(e) => e.d.peerId === ${JSON.stringify(b.id)}`, 10000, 'A discovers B');
+      const db = await waitEvent(b, 'peerDiscovered', `(e) => e.d.peerId === ${JSON.stringify(a.id)}`, 10000, 'B discovers A');
+      check(da && db, 'both pages got peerDiscovered for the other');
       const connA = a.frames.recv.find((m) => m.type === 'connected');
       check(connA && connA.data && connA.data.peerId === a.id, 'browser got connected frame with its peerId', connA);
 
       // WebRTC: the mesh connects by itself after discovery
-      await waitEvent(a, 'peerConnected', `(e) => e.d.peerId === ${JSON.stringify(b.id)}`, 30000, 'A peerConnected to B');
-      await waitEvent(b, 'peerConnected', `(e) => e.d.peerId === ${JSON.stringify(a.id)}`, 30000, 'B peerConnected to A');
-      check(true, 'both pages report peerConnected (data channel open)');
+      const ca = await waitEvent(a, 'peerConnected', `(e) => e.d.peerId === ${JSON.stringify(b.id)}`, 30000, 'A peerConnected to B');
+      const cb = await waitEvent(b, 'peerConnected', `(e) => e.d.peerId === ${JSON.stringify(a.id)}`, 30000, 'B peerConnected to A');
+      check(ca && cb, 'both pages report peerConnected (data channel open)');
 
       // the signalling went through our server, with the right envelope
       const [hi, lo] = a.id > b.id ? [a, b] : [b, a]; // the larger id initiates

@@ -51,7 +51,7 @@ async function R(srv, id, extra) { return track(await rawWs(srv, id, extra)); }
 function RAW(srv) { return track(raw(srv)); }
 
 // a ping message round trip: everything sent before it has been processed
-async function sync(c) { c.send({ type: 'ping' }); await c.next('pong'); }
+async function sync(c) { c.send({ type: 'ping' }); return c.next('pong'); }
 // raw text of every message a client receives from now on
 function rawLog(c) { const log = []; c.ws.on('message', (d) => log.push(d.toString())); return log; }
 
@@ -334,8 +334,8 @@ test('slowloris does not block others', async () => {
   check(r.status === 200 && Date.now() - t0 < 1000, 'other client served while a head is partial', Date.now() - t0);
   const c = C(S);
   await c.opened;
-  await c.next('connected');
-  check(true, 'WebSocket client served while a head is partial');
+  const cm = await c.next('connected');
+  eq(cm.data.peerId, c.id, 'WebSocket client served while a head is partial');
   slow.write('b\r\n\r\n');
   await slow.until((b) => parseResponses(b).length >= 1);
   eq(parseResponses(slow.buf)[0].status, 200, 'slow head completed later is answered');
@@ -425,9 +425,8 @@ test('MAX_CONNECTIONS=2', async () => {
   const b = await J(M);
   const o = await wsOutcome(wsUrl(M, `?peerId=${randomId()}`));
   deq({ code: o.code, reason: o.reason }, { code: 1008, reason: 'Maximum connections reached' }, 'third connection -> 1008');
-  await sync(a);
-  await sync(b);
-  check(true, 'first two unaffected');
+  const [pa, pb] = [await sync(a), await sync(b)];
+  eq([pa.targetPeerId, pb.targetPeerId], [a.id, b.id], 'first two unaffected');
   await a.close();
   await healthUntil(M, (x) => x.connections === 1);
   const c = C(M);
@@ -778,8 +777,8 @@ test('offer/answer/ice-candidate forwarded byte-for-byte', async () => {
   check(typeof e.error === 'string' && /target/i.test(e.error), 'missing targetPeerId -> error text', e.error);
   // unknown target: no error, nothing delivered, connection stays
   A.send({ type: 'offer', targetPeerId: randomId(), networkName: net, data: {} });
-  await sync(A);
-  check(true, 'offer to unknown target keeps connection');
+  const pg = await sync(A);
+  check(pg.targetPeerId === A.id && A.all('error').length === 0, 'offer to unknown target: no error, connection kept', A.all('error'));
 });
 
 test('per-sender order preserved', async () => {
@@ -1069,15 +1068,36 @@ test('slow reader is cut off without affecting others', async () => {
   }
   const d = await cut;
   eq(d.data.peerId, r.id, 'slow reader cut off (peer-disconnected)');
-  await sync(O);
-  await sync(B);
-  check(true, 'others unaffected by the slow reader');
+  const [po, pb] = [await sync(O), await sync(B)];
+  eq([po.targetPeerId, pb.targetPeerId], [O.id, B.id], 'others unaffected by the slow reader');
   const h = await healthUntil(W, (x) => x.connections === 2);
   eq(h.connections, 2, 'slow reader connection gone');
   r.sock.resume();
   check(await r.closed(5000), 'slow reader socket closed');
   await closeAll();
   await W.stop();
+});
+
+test('/hubs lists at most 256 hubs and stays valid JSON; totalHubs counts them all', async () => {
+  const H = await startServer();
+  const pad = 'x'.repeat(2000);
+  const hs = [];
+  for (let i = 0; i < 300; i++) {
+    hs.push(await J(H, 'hubby', undefined, { isHub: true, pad }));
+    if (i % 50 === 49) await sleep(20);
+  }
+  await sync(hs[299]);
+  const r = await request(H, '/hubs');
+  eq(r.status, 200, '/hubs with 300 hubs of 2 KB data -> 200');
+  let body = null;
+  try { body = JSON.parse(r.body); } catch { /* checked below */ }
+  check(body && body.totalHubs === 300, '/hubs totalHubs counts all 300', body && body.totalHubs);
+  check(body && body.hubs.length > 0 && body.hubs.length <= 256, '/hubs lists at most 256', body && body.hubs.length);
+  const s = await request(H, '/hubstats');
+  eq(s.status, 200, '/hubstats with 300 hubs -> 200');
+  for (const c of hs) c.ws.terminate();
+  await sleep(200);
+  await H.stop();
 });
 
 test('SIGTERM exits 0 with clients connected', async () => {

@@ -757,8 +757,9 @@ const tests = [
       const sj = await sigClient(J, 'ja-real');
       await sleep(200);
       const so = await sigClient(O, 'ja-real');
-      await waitFor(() => so.discovered().includes(sj.id) && sj.discovered().includes(so.id), 3000, '(a) real clients discover each other')
-        .then(() => check(true), () => check(false, '(a) real clients discover each other', [so.discovered(), sj.discovered()]));
+      const met = await waitFor(() => so.discovered().includes(sj.id) && sj.discovered().includes(so.id), 3000, '(a) real clients discover each other')
+        .then(() => true, () => false);
+      check(met, '(a) real clients discover each other', [so.discovered(), sj.discovered()]);
       await realSignals(sj, so, '(a) real');
       so.close();
       sj.close();
