@@ -5,9 +5,9 @@ WARN = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -
 CFLAGS ?= -O2
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 VERSION = 0.1.0
-SRCS = peerpigeon.c peer.c hub.c ws.c http.c json.c
+SRCS = peerpigeon.c peer.c hub.c dns.c ws.c http.c json.c
 HDRS = $(wildcard *.h)
-UNITS = build/test_ws build/test_http build/test_json
+UNITS = build/test_ws build/test_http build/test_json build/test_dns
 
 all: peerpigeon
 
@@ -36,6 +36,9 @@ build/test_json: test/test_json.c json.c json.h test/t.h | build
 build/test_http: test/test_http.c http.c json.c http.h json.h test/t.h | build
 	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_http.c http.c json.c
 
+build/test_dns: test/test_dns.c dns.c dns.h test/t.h | build
+	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_dns.c dns.c
+
 build/wsc: test/wsc.c ws.c ws.h | build
 	$(CC) $(WARN) -O2 -g -I. -o $@ test/wsc.c ws.c
 
@@ -46,7 +49,8 @@ fuzz: | build
 	$(FUZZ) -o build/fuzz_ws test/fuzz_ws.c ws.c
 	$(FUZZ) -o build/fuzz_http test/fuzz_http.c http.c json.c
 	$(FUZZ) -o build/fuzz_json test/fuzz_json.c json.c
-	for f in ws http json; do ./build/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
+	$(FUZZ) -o build/fuzz_dns test/fuzz_dns.c dns.c
+	for f in ws http json dns; do ./build/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
 
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done

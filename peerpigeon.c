@@ -3,7 +3,7 @@
  * buffer and only a partial frame or request is kept per connection, writes are queued per
  * connection and flushed once per loop turn (one send for everything queued). Connections are
  * freed only at the end of an epoll batch. HTTP answers are in http.c, frames in ws.c, the
- * signalling rules in peer.c, outbound hub links in hub.c. */
+ * signalling rules in peer.c, outbound hub links (and their DNS queries) in hub.c. */
 #include "peerpigeon.h"
 #include "http.h"
 #include "hub.h"
@@ -312,7 +312,7 @@ static void buf_put(struct buf *b, const void *p, size_t n)
 
 /* ---- connections ---- */
 
-enum { K_LISTEN, K_HTTP, K_WS, K_DIAL };
+enum { K_LISTEN, K_HTTP, K_WS, K_DIAL, K_UDP };
 enum { S_OPEN, S_CLOSING, S_DEAD };
 
 struct conn {
@@ -511,7 +511,10 @@ static void conn_detach(struct conn *c, const char *why)
     if (c->hublink) {
         void *h = c->hublink;
         c->hublink = NULL;
-        hub_on_close(c, h);
+        if (c->kind == K_UDP)
+            hub_on_dns_close(c, h, why);
+        else
+            hub_on_close(c, h);
     }
     /* the buffers stay: a caller up the stack may still be reading them; conn_readable drops
      * rbuf once the connection is no longer open, the rest goes with the connection */
@@ -521,6 +524,10 @@ static void conn_end(struct conn *c, uint16_t code, const char *reason, const ch
 {
     if (c->state != S_OPEN) return;
     conn_detach(c, why);
+    if (c->kind == K_UDP) { /* nothing to say goodbye with */
+        conn_gone(c, why);
+        return;
+    }
     c->state = S_CLOSING;
     c->since = now_ms;
     if (c->kind == K_WS || (c->kind == K_DIAL && c->handshake == 2)) {
@@ -960,6 +967,41 @@ static void dial_writable(struct conn *c)
     hub_on_connect(c);
 }
 
+/* ---- DNS queries of hub.c: a connected UDP socket, one datagram = one answer ---- */
+
+struct conn *conn_udp(int fd, void *hublink)
+{
+    struct conn *c = conn_new(fd, K_UDP, EPOLLIN);
+    if (!c) return NULL;
+    c->hublink = hublink;
+    return c;
+}
+
+int conn_udp_send(struct conn *c, const void *p, size_t len)
+{
+    if (c->state != S_OPEN || c->kind != K_UDP) return -1;
+    ssize_t n;
+    do
+        n = send(c->fd, p, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+static void udp_readable(struct conn *c)
+{
+    for (int i = 0; i < READS_PER_TURN && c->state == S_OPEN; i++) {
+        ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            /* ECONNREFUSED: the ICMP port unreachable of a server that is not there */
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_gone(c, errno == ECONNREFUSED ? "connection refused" : "socket error");
+            return;
+        }
+        hub_on_dns(c, scratch, (size_t)n); /* n == 0 is an empty datagram, not an EOF */
+    }
+}
+
 /* ---- reading ---- */
 
 static size_t conn_process(struct conn *c, uint8_t *p, size_t n)
@@ -1164,6 +1206,10 @@ static void housekeeping(void)
     for (int fd = 0; fd < conns_top; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->kind == K_LISTEN || c->state == S_DEAD) continue;
+        if (c->kind == K_UDP) {
+            if (now_ms - c->since >= DNS_TIMEOUT_MS) conn_gone(c, "no answer (timeout)");
+            continue;
+        }
         if (c->wbuf.p && c->wbuf.len == 0) buf_free(&c->wbuf);
         if (c->rbuf.p && c->rbuf.len == 0) buf_free(&c->rbuf);
         if (c->state == S_CLOSING) {
@@ -1263,6 +1309,10 @@ int main(int argc, char **argv)
             }
             if ((evs[i].events & EPOLLOUT) && c->kind == K_DIAL && c->handshake == 0) {
                 dial_writable(c);
+                continue;
+            }
+            if (c->kind == K_UDP) {
+                udp_readable(c);
                 continue;
             }
             if (evs[i].events & EPOLLOUT) mark_dirty(c);

@@ -66,4 +66,12 @@ void *conn_hublink(const struct conn *c);
 /* Queue raw bytes (the HTTP upgrade request) - the only non-frame output. */
 int conn_send_raw(struct conn *c, const void *p, size_t len);
 
+/* DNS queries of hub.c: fd is a non-blocking UDP socket already connected to the nameserver.
+ * Each datagram read goes to hub_on_dns; after DNS_TIMEOUT_MS (hub.h) the loop ends it. However
+ * it ends (timeout, socket error, conn_close, shutdown), hub_on_dns_close is told once, and the
+ * connection is freed at the end of the batch. NULL if it cannot be registered (fd closed). */
+struct conn *conn_udp(int fd, void *hublink);
+/* Send one datagram now (not queued). 0, or -1 if it was not sent whole. */
+int conn_udp_send(struct conn *c, const void *p, size_t len);
+
 #endif

@@ -7,7 +7,7 @@ secs=${FUZZ_SECONDS:-5}
 command -v clang >/dev/null || { echo "FAIL clang not found"; echo "0 passed, 1 failed"; exit 1; }
 pass=0 fail=0
 mkdir -p build
-for m in ws http json; do
+for m in ws http json dns; do
     srcs="test/fuzz_$m.c $m.c"
     [ "$m" = http ] && srcs="$srcs json.c"
     if ! clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \

@@ -34,7 +34,7 @@ suite() {
         fail=$((fail + 1))
     fi
 }
-for t in build/test_ws build/test_http build/test_json; do suite "$(basename "$t")" 120 "./$t"; done
+for t in build/test_ws build/test_http build/test_json build/test_dns; do suite "$(basename "$t")" 120 "./$t"; done
 suite fuzz 120 bash test/fuzz.sh
 for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/chaos.js test/queue.js; do
     [ -f "$t" ] && suite "$(basename "$t")" 300 node "$t"
