@@ -1,11 +1,13 @@
 /* hub.c - hub mode (PROTOCOL.md section 5). Outbound links to BOOTSTRAP_HUBS are client-side
  * WebSocket connections owned by the loop like any other; this file parses the URLs, dials
- * (non-blocking connect; numeric hosts and /etc/hosts need no lookup, other names one bounded
- * getaddrinfo per attempt), checks the 101 answer, retries forever with jittered backoff, and
+ * (non-blocking connect; numeric hosts, localhost and /etc/hosts need no lookup, other names
+ * one non-blocking UDP query via dns.c), checks the 101 answer, retries forever with jittered
+ * backoff, and
  * speaks the hub protocol on both outbound links and inbound hub connections: peers flooded
  * with split horizon and state-based dedup, signals routed by where the target was learnt,
  * with a hop limit and a dedup window. TLS (wss://) is out of scope and reported as such. */
 #include "hub.h"
+#include "dns.h"
 #include "http.h"
 #include "peer.h"
 #include "peerpigeon.h"
@@ -37,6 +39,10 @@ struct link {
     int port;
     const char *unsupported; /* why it is never dialled, or NULL */
     struct conn *c;
+    struct conn *dns;    /* a name lookup in flight (conn_udp), or NULL */
+    uint16_t qid, qtype; /* the query on `dns` */
+    int dns_resent;      /* the query went out a second time */
+    uint64_t dns_sent;   /* mono ms */
     int open;
     int peer_caches;       /* the other side is peerpigeon-c: it replays peers itself */
     uint32_t attempt;      /* attempts since the last successful open */
@@ -176,36 +182,36 @@ static uint32_t backoff_ms(uint32_t attempt)
     return d > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d;
 }
 
-/* /etc/hosts first (a file read, never a network wait), then a numeric address, then DNS. */
-static int resolve(const struct link *l, struct sockaddr_storage *sa, socklen_t *len)
+static void set_port(struct sockaddr_storage *sa, int port)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    char port[8];
-    snprintf(port, sizeof port, "%d", l->port);
-    if (!strcasecmp(l->host, "localhost")) {
+    if (sa->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+}
+
+static socklen_t sa_len(const struct sockaddr_storage *sa)
+{
+    return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Without waiting on the network: a numeric address (AI_NUMERICHOST never does a lookup),
+ * localhost, then /etc/hosts (a file read). 0 with *sa set (port included), -1 for "ask DNS". */
+static int resolve_now(const struct link *l, struct sockaddr_storage *sa)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *res;
+    memset(sa, 0, sizeof *sa);
+    if (getaddrinfo(l->host, NULL, &hints, &res) == 0) {
+        memcpy(sa, res->ai_addr, res->ai_addrlen);
+        freeaddrinfo(res);
+    } else if (!strcasecmp(l->host, "localhost")) {
         struct sockaddr_in *in = (struct sockaddr_in *)sa;
-        memset(sa, 0, sizeof *sa);
         in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)l->port);
         in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        *len = sizeof *in;
-        return 0;
-    }
-    hints.ai_flags |= AI_NUMERICHOST;
-    int rc = getaddrinfo(l->host, port, &hints, &res);
-    if (rc) {
-        /* a name: one lookup per attempt; attempts are spaced by the backoff */
-        hints.ai_flags &= ~AI_NUMERICHOST;
-        rc = getaddrinfo(l->host, port, &hints, &res);
-    }
-    if (rc) {
-        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host,
-                gai_strerror(rc));
+    } else if (dns_hosts_lookup(l->host, sa)) {
         return -1;
     }
-    memcpy(sa, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
+    set_port(sa, l->port);
     return 0;
 }
 
@@ -220,22 +226,17 @@ static int is_self(const struct sockaddr_storage *sa, int port)
     return IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_UNSPECIFIED(a6);
 }
 
-static void dial(struct link *l)
+/* The TCP half of an attempt, once the address is known. */
+static void connect_to(struct link *l, const struct sockaddr_storage *sa)
 {
-    l->attempt++;
-    l->last_attempt = wall_ms();
-    l->next_try = now_ms + backoff_ms(l->attempt - 1);
-    struct sockaddr_storage sa;
-    socklen_t len;
-    if (resolve(l, &sa, &len)) return;
-    if (is_self(&sa, l->port)) {
+    if (is_self(sa, l->port)) {
         log_msg(LOG_WARN, "bootstrap hub %s is this server: skipped", l->uri);
         l->unsupported = "points at this server";
         return;
     }
-    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
-    if (connect(fd, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)sa, sa_len(sa)) < 0 && errno != EINPROGRESS) {
         log_msg(LOG_DEBUG, "bootstrap hub %s: connect: %s", l->uri, strerror(errno));
         close(fd);
         return;
@@ -244,11 +245,124 @@ static void dial(struct link *l)
     log_msg(LOG_DEBUG, "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
 }
 
+/* Send (or resend) the query of type l->qtype with id l->qid. */
+static int dns_send(struct link *l)
+{
+    uint8_t q[DNS_MAX_QUERY];
+    int n = dns_query_build(l->host, l->qid, l->qtype, q, sizeof q);
+    l->dns_sent = now_ms;
+    return n < 0 ? -1 : conn_udp_send(l->dns, q, (size_t)n);
+}
+
+static void dns_new_query(struct link *l, uint16_t qtype)
+{
+    uint16_t id;
+    while (getrandom(&id, sizeof id, 0) != sizeof id) {
+    }
+    l->qid = id;
+    l->qtype = qtype;
+    l->dns_resent = 0;
+    if (dns_send(l)) conn_close(l->dns, 0, "cannot send the query");
+}
+
+/* The name needs DNS: one UDP socket to the first nameserver, in the loop like any connection.
+ * The answer (hub_on_dns) or its end (hub_on_dns_close) continues the attempt. */
+static void dns_start(struct link *l)
+{
+    struct sockaddr_storage ns;
+    if (dns_nameserver(&ns) < 0) {
+        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: PP_DNS_PORT is not 1-65535", l->uri,
+                l->host);
+        return;
+    }
+    int fd = socket(ns.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_msg(LOG_WARN, "bootstrap hub %s: DNS socket: %s", l->uri, strerror(errno));
+        return;
+    }
+    /* connected: the kernel drops datagrams from anyone but the nameserver */
+    if (connect(fd, (struct sockaddr *)&ns, sa_len(&ns)) < 0) {
+        log_msg(LOG_WARN, "bootstrap hub %s: DNS server: %s", l->uri, strerror(errno));
+        close(fd);
+        return;
+    }
+    l->dns = conn_udp(fd, l);
+    if (!l->dns) return;
+    log_msg(LOG_DEBUG, "bootstrap hub %s: resolving %s (attempt %u)", l->uri, l->host, l->attempt);
+    dns_new_query(l, DNS_QTYPE_A);
+}
+
+static void dial(struct link *l)
+{
+    l->attempt++;
+    l->last_attempt = wall_ms();
+    l->next_try = now_ms + backoff_ms(l->attempt - 1);
+    struct sockaddr_storage sa;
+    if (resolve_now(l, &sa) == 0)
+        connect_to(l, &sa);
+    else
+        dns_start(l);
+}
+
+static const char *dns_why(int rc)
+{
+    switch (rc) {
+    case DNS_E_TRUNCATED:
+        return "truncated answer (no TCP fallback)";
+    case DNS_E_NXDOMAIN:
+        return "no such name";
+    case DNS_E_SERVER:
+        return "server failure";
+    case DNS_E_NODATA:
+        return "no address";
+    default:
+        return "bad answer";
+    }
+}
+
+void hub_on_dns(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct link *l = conn_hublink(c);
+    if (!l || l->dns != c) return;
+    struct sockaddr_storage sa;
+    int rc = dns_answer_parse(buf, len, l->qid, l->qtype, l->host, &sa);
+    if (rc == DNS_E_MALFORMED || rc == DNS_E_MISMATCH) {
+        /* not the answer to our query (garbage, stale, spoofed): wait for the real one */
+        log_msg(LOG_DEBUG, "bootstrap hub %s: DNS datagram ignored (%s)", l->uri,
+                rc == DNS_E_MISMATCH ? "not our query" : "malformed");
+        return;
+    }
+    if (rc == DNS_E_NODATA && l->qtype == DNS_QTYPE_A) {
+        dns_new_query(l, DNS_QTYPE_AAAA);
+        return;
+    }
+    l->dns = NULL; /* so that hub_on_dns_close below knows the lookup is settled */
+    conn_close(c, 0, "resolved");
+    if (rc != DNS_OK) {
+        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, dns_why(rc));
+        return;
+    }
+    set_port(&sa, l->port);
+    connect_to(l, &sa);
+}
+
+void hub_on_dns_close(struct conn *c, void *hublink, const char *why)
+{
+    struct link *l = hublink;
+    if (l->dns != c) return;
+    l->dns = NULL;
+    log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, why);
+}
+
 void hub_tick(void)
 {
     for (int i = 0; i < nlinks; i++) {
         struct link *l = &links[i];
-        if (!l->unsupported && !l->c && now_ms >= l->next_try) dial(l);
+        if (l->dns && !l->dns_resent && now_ms - l->dns_sent >= DNS_RETRY_MS) {
+            l->dns_resent = 1; /* a lost datagram: one retry of the same query */
+            if (dns_send(l)) conn_close(l->dns, 0, "cannot send the query");
+        }
+        if (!l->unsupported && !l->c && !l->dns && now_ms >= l->next_try) dial(l);
     }
 }
 
@@ -431,6 +545,15 @@ void hub_local_left(struct peer *p, const char *net, const char *reason)
     if (cfg.is_hub) flood_disconnected(NULL, peer_id(p), net, strlen(net), reason);
 }
 
+/* Flood a remote peer on to every other hub (split horizon: not back where it came from). */
+void hub_remote_revealed(struct peer *r)
+{
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    peer_write_discovered(&w, r, NULL);
+    if (!w.overflow) to_hubs(peer_via(r), w.p, w.len);
+}
+
 void hub_remote_dropped(struct peer *r)
 {
     const char *net = peer_network(r);
@@ -503,10 +626,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
             return 1;
         struct peer *r = peer_remote_add(from, id, net, nl, &data);
         if (r) {
-            struct json_writer w;
-            json_writer_init(&w, out, out_cap);
-            peer_write_discovered(&w, r, NULL);
-            if (!w.overflow) to_hubs(from, w.p, w.len);
+            hub_remote_revealed(r);
             /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a
              * new peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
             struct link *l = conn_hublink(from);
@@ -519,17 +639,18 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
     }
     if (is_type(type, tl, "peer-disconnected")) {
         /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
-        struct peer *r;
-        if (has_data && data.type == JSON_OBJECT && !peer_msg_id(&data, "peerId", id) &&
-            (r = peer_remote_find(id))) {
+        if (has_data && data.type == JSON_OBJECT && !peer_msg_id(&data, "peerId", id)) {
             struct json_val rv;
             char why[64] = "disconnected";
             if (json_get(&data, "reason", &rv) && rv.type == JSON_STRING &&
                 json_str_unescape(&rv, why, sizeof why) < 0)
                 strcpy(why, "disconnected");
-            const char *rnet = peer_network(r);
-            flood_disconnected(from, id, rnet, strlen(rnet), why);
-            peer_remote_remove(id, why);
+            struct peer *r = peer_remote_find(id);
+            if (r) {
+                const char *rnet = peer_network(r);
+                flood_disconnected(from, id, rnet, strlen(rnet), why);
+            }
+            peer_remote_remove(id, why); /* a hidden entry (see peer_remote_add) goes quietly */
         }
         return 1;
     }

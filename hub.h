@@ -5,9 +5,12 @@
 #ifndef HUB_H
 #define HUB_H
 #include <stddef.h>
+#include <stdint.h>
 #include "json.h"
 
 #define HUB_HANDSHAKE_MS 10000 /* connect + 101 answer must take less */
+#define DNS_TIMEOUT_MS 2000    /* a name lookup (A, then AAAA if need be) must take less */
+#define DNS_RETRY_MS 1000      /* no answer yet: the query is sent once more */
 
 struct conn;
 struct peer;
@@ -24,6 +27,9 @@ int hub_on_handshake(struct conn *c, const char *head, size_t len); /* 101 answe
 void hub_on_open(struct conn *c);                                   /* WebSocket open */
 void hub_on_message(struct conn *c, const char *msg, size_t len);
 void hub_on_close(struct conn *c, void *link); /* link gone, any reason */
+/* Loop events on a link's DNS query socket (conn_udp). */
+void hub_on_dns(struct conn *c, const uint8_t *buf, size_t len);    /* one datagram */
+void hub_on_dns_close(struct conn *c, void *link, const char *why); /* ended, any reason */
 
 uint32_t hub_links_total(void);
 uint32_t hub_links_connected(void);
@@ -35,6 +41,8 @@ void hub_local_left(struct peer *p, const char *net, const char *reason);
 void hub_peer_is_hub(struct peer *p);    /* an inbound connection announced as a hub */
 void hub_peer_gone(struct peer *p);      /* ...and went */
 void hub_remote_dropped(struct peer *r); /* a remote peer dropped with its link */
+/* a remote peer hidden by a local one of the same id is what the network knows now */
+void hub_remote_revealed(struct peer *r);
 /* Signalling for a target that is not local: relay it (hub mode). */
 void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
                       const char *target, const char *net, size_t net_len,

@@ -42,6 +42,7 @@ struct peer {
     struct network *net;
     struct peer *prev, *next; /* in net's list */
     char *extra;              /* announce data minus peerId/isHub: `,"k":v...` */
+    char *shadow_net;         /* remote, but hidden by a local peer of the same id: its network */
     uint32_t extra_len;
     uint64_t connected_at, registered_at, last_activity; /* wall ms */
 };
@@ -157,6 +158,9 @@ static const char *net_key(const void *e, size_t *len)
 }
 
 static struct table peers, remotes, networks;
+
+static void remote_free(struct peer *r, const char *reason);
+static void remote_reveal(struct peer *r);
 static uint32_t nhubs, nnets_local;
 static char *out; /* message scratch: max message + envelope */
 static size_t out_cap;
@@ -677,9 +681,8 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
     if (r) {
         table_del(&remotes, r);
-        net_unlink(r);
-        free(r->extra);
-        free(r);
+        if (r->net) net_unlink(r);
+        remote_free(r, NULL);
     }
     return p;
 }
@@ -692,6 +695,8 @@ void peer_on_close(struct peer *p, const char *reason)
         hub_peer_gone(p);
         peer_remote_drop_link(p->conn);
     }
+    struct peer *r = table_find(&remotes, p->id, PEER_ID_LEN);
+    if (r && r->shadow_net) remote_reveal(r);
     free(p->extra);
     free(p);
 }
@@ -733,8 +738,10 @@ void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote)
         struct peer *p = peers.e[i];
         if (p && p->net && !p->is_hub) fn(p, arg);
     }
-    for (uint32_t i = 0; remote && i <= remotes.mask; i++)
-        if (remotes.e[i]) fn(remotes.e[i], arg);
+    for (uint32_t i = 0; remote && i <= remotes.mask; i++) {
+        struct peer *r = remotes.e[i];
+        if (r && !r->shadow_net) fn(r, arg);
+    }
 }
 
 size_t peer_sync_bytes(const char *net, size_t net_len)
@@ -760,15 +767,20 @@ struct conn *peer_via(const struct peer *p)
 
 /* ---- peers of other hubs ---- */
 
+static int remote_in(const struct peer *r, const char *net, size_t net_len)
+{
+    const char *name = r->shadow_net ? r->shadow_net : r->net->name;
+    return strlen(name) == net_len && !memcmp(name, net, net_len);
+}
+
 struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
                              const struct json_val *data)
 {
     struct json_val ih;
     if (data && data->type == JSON_OBJECT && json_get(data, "isHub", &ih) && ih.type == JSON_TRUE)
         return NULL;
-    if (peer_find(id)) return NULL;
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
-    if (r && r->net->len == net_len && !memcmp(r->net->name, net, net_len)) return NULL;
+    if (r && remote_in(r, net, net_len)) return NULL;
     if (r) peer_remote_remove(id, "network changed");
     r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -776,6 +788,19 @@ struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, 
     r->remote = 1;
     r->conn = via;
     r->connected_at = r->registered_at = r->last_activity = wall_ms();
+    if (peer_find(id)) {
+        /* it is connected here too: its old connection, maybe half-open, after it moved to
+         * another hub. Keep the entry hidden; when the local one goes, the network learns where
+         * the peer lives now (peer_on_close). */
+        r->shadow_net = malloc(net_len + 1);
+        if (!r->shadow_net || set_extra(r, data) || table_add(&remotes, r)) {
+            remote_free(r, NULL);
+            return NULL;
+        }
+        memcpy(r->shadow_net, net, net_len);
+        r->shadow_net[net_len] = 0;
+        return NULL;
+    }
     struct network *n = net_get(net, net_len);
     if (!n || set_extra(r, data) || table_add(&remotes, r)) {
         if (n && !n->nlocal && !n->nremote) {
@@ -794,9 +819,26 @@ struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, 
 
 static void remote_free(struct peer *r, const char *reason)
 {
-    leave_network(r, reason);
+    if (r->net) leave_network(r, reason);
+    free(r->shadow_net);
     free(r->extra);
     free(r);
+}
+
+/* The local peer of r's id is gone: r is what the network should now know. */
+static void remote_reveal(struct peer *r)
+{
+    struct network *n = net_get(r->shadow_net, strlen(r->shadow_net));
+    if (!n) {
+        table_del(&remotes, r);
+        remote_free(r, NULL);
+        return;
+    }
+    free(r->shadow_net);
+    r->shadow_net = NULL;
+    net_link(n, r);
+    announce_to_network(r);
+    hub_remote_revealed(r);
 }
 
 int peer_remote_remove(const char *id, const char *reason)
@@ -814,7 +856,7 @@ void peer_remote_drop_link(struct conn *via)
         struct peer *r = remotes.e[i];
         if (r && r->conn == via) {
             table_del_at(&remotes, i); /* a later entry may shift into i: look again */
-            hub_remote_dropped(r);
+            if (!r->shadow_net) hub_remote_dropped(r);
             remote_free(r, "hub disconnected");
         } else {
             i++;
@@ -824,7 +866,8 @@ void peer_remote_drop_link(struct conn *via)
 
 struct peer *peer_remote_find(const char *id)
 {
-    return table_find(&remotes, id, PEER_ID_LEN);
+    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
+    return r && !r->shadow_net ? r : NULL;
 }
 
 struct conn *peer_remote_link(const char *id)

@@ -343,6 +343,60 @@ async function jsBothOrders(J, O, tag, leave) {
   }
 }
 
+// ---- a fake DNS server (UDP on 127.0.0.1, random port) -----------------------------------------
+// answer(q) returns the datagrams to send for query q = { id, name, qtype, raw }; [] = silent.
+// The hub finds it through the test hooks PP_RESOLV_CONF (a resolv.conf naming 127.0.0.1) and
+// PP_DNS_PORT.
+const dgram = require('dgram');
+function fakeDns(answer) {
+  return new Promise((resolve) => {
+    const d = { queries: [] };
+    d.sock = dgram.createSocket('udp4');
+    d.sock.on('message', (buf, rinfo) => {
+      let off = 12;
+      const labels = [];
+      while (off < buf.length && buf[off] !== 0) { labels.push(buf.subarray(off + 1, off + 1 + buf[off]).toString('latin1')); off += 1 + buf[off]; }
+      const q = { id: buf.readUInt16BE(0), flags: buf.readUInt16BE(2), name: labels.join('.'), qtype: buf.readUInt16BE(off + 1), raw: buf, at: Date.now() };
+      d.queries.push(q);
+      for (const out of answer(q)) d.sock.send(out, rinfo.port, rinfo.address);
+    });
+    d.sock.bind(0, '127.0.0.1', () => { d.port = d.sock.address().port; resolve(d); });
+    d.close = () => d.sock.close();
+  });
+}
+// A response to q: rcode, and A records (dotted quads) for the question's name.
+function dnsReply(q, { rcode = 0, a = [], id = q.id, cutAt } = {}) {
+  const qlen = q.raw.length - 12;
+  const hdr = Buffer.alloc(12);
+  hdr.writeUInt16BE(id, 0);
+  hdr.writeUInt16BE(0x8180 | rcode, 2);
+  hdr.writeUInt16BE(1, 4);
+  hdr.writeUInt16BE(a.length, 6);
+  const rrs = a.map((ip) => Buffer.from([0xc0, 0x0c, 0, q.qtype, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)]));
+  const b = Buffer.concat([hdr, q.raw.subarray(12, 12 + qlen), ...rrs]);
+  return cutAt === undefined ? b : b.subarray(0, cutAt);
+}
+let resolvConf;
+function dnsEnv(d, extra = {}) {
+  if (!resolvConf) {
+    resolvConf = require('path').join(require('os').tmpdir(), `pp-resolv-${process.pid}.conf`);
+    require('fs').writeFileSync(resolvConf, '# the fake DNS server of test/hub.js\nnameserver 127.0.0.1\n');
+    process.on('exit', () => { try { require('fs').unlinkSync(resolvConf); } catch { /* gone */ } });
+  }
+  return hubEnv({ PP_RESOLV_CONF: resolvConf, PP_DNS_PORT: String(d.port), ...extra });
+}
+// /health answered within ms, n times in a row, spaced by gap ms; resolves the slowest time.
+async function healthFast(srv, n, gap) {
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    const t0 = Date.now();
+    const r = await request(srv, '/health');
+    worst = Math.max(worst, r.status === 200 ? Date.now() - t0 : Infinity);
+    await sleep(gap);
+  }
+  return worst;
+}
+
 const tests = [
   ['two hubs: link, stats, HUB_PEER_ID', async () => {
     A = await startServer(hubEnv());
@@ -499,6 +553,38 @@ const tests = [
     await closeAll(y, xa, late);
     await a0.stop();
     await b0.stop();
+  }],
+
+  ['a moved client: its old hub re-announces it (now remote) to its clients and to other hubs', async () => {
+    const a0 = await startServer(hubEnv());
+    const b0 = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${a0.port}` }));
+    const c0 = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${b0.port}` }));
+    await linksUp(b0);
+    await linksUp(c0);
+    await waitFor(async () => (await getJson(b0, '/hubs')).totalHubs === 1 && (await getJson(a0, '/hubs')).totalHubs === 1, 3000, 'inbound hubs registered');
+    const zb = await joined(b0, 'mv2');
+    const zc = await joined(c0, 'mv2');
+    const xb = await joined(b0, 'mv2');
+    await discovers(zb, xb.id, 'mv2', 'moved client, old hub');
+    await discovers(zc, xb.id, 'mv2', 'moved client, third hub');
+    const xa = await joined(a0, 'mv2', xb.id); // moves to A while B still holds the old connection
+    await sleep(300);
+    eq(about(zb, 'peer-discovered', xb.id).length, 1, 'moved client: hidden at its old hub while the old connection lives');
+    zb.drop('peer-discovered');
+    zc.drop('peer-discovered');
+    await xb.close();
+    const re = await zb.next('peer-discovered', 2000).catch(() => null);
+    check(re && re.data.peerId === xb.id, 'moved client: the old hub re-announces it once the old connection is gone', zb.queue.map((m) => m.type));
+    const rc = await zc.next('peer-discovered', 2000).catch(() => null);
+    check(rc && rc.data.peerId === xb.id, 'moved client: a third hub learns it again', zc.queue.map((m) => m.type));
+    const late = await joined(b0, 'mv2');
+    await discovers(late, xb.id, 'mv2', 'moved client, late joiner on the old hub');
+    late.send({ type: 'offer', targetPeerId: xa.id, networkName: 'mv2', data: { m: 2 } });
+    zc.send({ type: 'offer', targetPeerId: xa.id, networkName: 'mv2', data: { m: 3 } });
+    await sleep(400);
+    eq(xa.all('offer').map((m) => m.data).sort((p, q) => p.m - q.m), [{ m: 2 }, { m: 3 }], 'moved client: signals from its old hub and a third hub reach it once each');
+    await closeAll(zb, zc, xa, late);
+    for (const s of [c0, b0, a0]) await s.stop();
   }],
 
   // ---- 2. chain and triangle ----
@@ -812,6 +898,100 @@ const tests = [
     } finally {
       J.stop();
       await O.stop();
+    }
+  }],
+  // ---- 5. names resolved by the non-blocking DNS stub (dns.c) ----
+  ['DNS: a bootstrap hub by name, resolved via the (fake) nameserver', async () => {
+    const d = await fakeDns((q) => [q.name.toLowerCase() === 'hub-a.test' && q.qtype === 1 ? dnsReply(q, { a: ['127.0.0.1'] }) : dnsReply(q, { rcode: 3 })]);
+    const a0 = await startServer(hubEnv());
+    const b0 = await startServer(dnsEnv(d, { BOOTSTRAP_HUBS: `ws://hub-a.test:${a0.port}` }));
+    try {
+      await linksUp(b0, 1, 5000);
+      const hs = await hubstats(b0);
+      eq([hs.bootstrapHubs[0].uri, hs.bootstrapHubs[0].connected], [`ws://hub-a.test:${a0.port}`, true], 'DNS: link to ws://hub-a.test up');
+      const q = d.queries[0];
+      check(q && q.name === 'hub-a.test' && q.qtype === 1 && (q.flags & 0x0100) && q.raw.length === 12 + 12 + 4,
+        'DNS: one A query for hub-a.test with RD set', q && { name: q.name, qtype: q.qtype, flags: q.flags, len: q.raw.length });
+      await hasHub(a0, (await getJson(b0, '/stats')).hubPeerId);
+      const a = await joined(a0, 'dns');
+      const b = await joined(b0, 'dns');
+      await discovers(a, b.id, 'dns', 'DNS-resolved link');
+      await discovers(b, a.id, 'dns', 'DNS-resolved link');
+      await signalsCross(a, b, 'dns', 'DNS-resolved link', { both: false });
+      await closeAll(a, b);
+    } finally {
+      await b0.stop();
+      await a0.stop();
+      d.close();
+    }
+  }],
+  ['DNS: a nameserver that never answers does not stall the loop; the lookup is retried', async () => {
+    const d = await fakeDns(() => []);
+    const h0 = await startServer(dnsEnv(d, { BOOTSTRAP_HUBS: 'ws://hub-silent.test:4000' }));
+    try {
+      await waitFor(() => d.queries.length >= 1, 3000, 'first query');
+      // while the query is pending (2 s timeout, one resend), HTTP answers at once
+      const worst = await healthFast(h0, 15, 150);
+      check(worst < 200, '/health answers in < 200 ms while a DNS lookup is pending', worst);
+      const x = await joined(h0, 'ds');
+      const y = await joined(h0, 'ds');
+      await discovers(y, x.id, 'ds', 'silent DNS: local service');
+      await closeAll(x, y);
+      const s = await waitFor(async () => { const v = await hubstats(h0); return v.bootstrapHubs[0].attemptNumber >= 2 && v; }, 8000, 'lookup retried').catch(() => null);
+      check(s && s.bootstrapHubs[0].connected === false && !('error' in s.bootstrapHubs[0]), 'silent DNS: link not connected, attemptNumber grows', s || await hubstats(h0));
+      const first = d.queries.filter((q) => q.id === d.queries[0].id);
+      check(first.length === 2 && first.every((q) => q.name === 'hub-silent.test' && q.qtype === 1), 'silent DNS: the query is sent once more (same id), no more', first.length);
+      check(new Set(d.queries.map((q) => q.id)).size >= 2, 'silent DNS: a new attempt uses a new id', d.queries.map((q) => q.id));
+      check(/cannot resolve hub-silent\.test: no answer \(timeout\)/.test(h0.log), 'silent DNS: the timeout is logged as a warning', h0.log.slice(-1500));
+    } finally {
+      await h0.stop();
+      d.close();
+    }
+  }],
+  ['DNS: garbage, wrong ids, spoofs and truncated answers are ignored; no crash, retried', async () => {
+    const live = await startServer(hubEnv());
+    const d = await fakeDns((q) => [
+      Buffer.from('not dns at all'),
+      Buffer.alloc(0),
+      require('crypto').randomBytes(40),
+      dnsReply(q, { id: q.id ^ 0x5a5a, a: ['127.0.0.1'] }),       // wrong id, points at a live hub
+      dnsReply({ ...q, raw: Buffer.concat([q.raw.subarray(0, 12), Buffer.from('\x04evil\x04test\x00\x00\x01\x00\x01', 'latin1')]) }, { a: ['127.0.0.1'] }), // another question
+      dnsReply(q, { a: ['127.0.0.1'], cutAt: q.raw.length + 8 }),  // right id, cut inside the record
+      Buffer.concat([dnsReply(q, {}).subarray(0, 6), Buffer.from([0, 1]), dnsReply(q, {}).subarray(8), Buffer.from([0xc0, 0x30])]), // pointer forward
+    ]);
+    const h0 = await startServer(dnsEnv(d, { BOOTSTRAP_HUBS: `ws://hub-g.test:${live.port}` }));
+    try {
+      const s = await waitFor(async () => { const v = await hubstats(h0); return v.bootstrapHubs[0].attemptNumber >= 2 && v; }, 8000, 'lookup retried').catch(() => null);
+      check(s && s.bootstrapHubs[0].connected === false, 'garbage DNS: not connected (nothing accepted), attemptNumber grows', s || await hubstats(h0));
+      eq((await getJson(live, '/hubs')).totalHubs, 0, 'garbage DNS: the spoofed answer (wrong id) was not followed');
+      check((await request(h0, '/health')).status === 200, 'garbage DNS: server healthy');
+      check(/DNS datagram ignored/.test(h0.log), 'garbage DNS: datagrams logged as ignored (debug)');
+    } finally {
+      await h0.stop();
+      await live.stop();
+      d.close();
+    }
+  }],
+  ['DNS: NXDOMAIN fails at once; no A record asks for AAAA; a refused port is no hang', async () => {
+    const d = await fakeDns((q) => [q.name === 'nx.test' ? dnsReply(q, { rcode: 3 }) : dnsReply(q, {})]);
+    const deadPort = await freePort();
+    const h0 = await startServer(dnsEnv(d, { BOOTSTRAP_HUBS: 'ws://nx.test:4000,ws://v6.test:4000' }));
+    const h1 = await startServer(dnsEnv({ port: deadPort }, { BOOTSTRAP_HUBS: 'ws://refused.test:4000' }));
+    try {
+      await waitFor(() => /cannot resolve nx\.test: no such name/.test(h0.log) && /cannot resolve v6\.test: no address/.test(h0.log), 4000, 'both logged').catch(() => {});
+      check(/cannot resolve nx\.test: no such name/.test(h0.log), 'NXDOMAIN: logged as "no such name"', h0.log.slice(-1500));
+      check(/cannot resolve v6\.test: no address/.test(h0.log), 'no A, no AAAA: logged as "no address"', h0.log.slice(-1500));
+      const v6 = d.queries.filter((q) => q.name === 'v6.test');
+      eq(v6.slice(0, 2).map((q) => q.qtype), [1, 28], 'no A record: an AAAA query follows');
+      eq(d.queries.filter((q) => q.name === 'nx.test').map((q) => q.qtype).slice(0, 1), [1], 'NXDOMAIN: no AAAA query after it');
+      await waitFor(() => /cannot resolve refused\.test: connection refused/.test(h1.log), 3000, 'refused').catch(() => {});
+      check(/cannot resolve refused\.test: connection refused/.test(h1.log), 'no nameserver on the port: the ICMP refusal ends the lookup', h1.log.slice(-1500));
+      const s = await waitFor(async () => { const v = await hubstats(h0); return v.bootstrapHubs.every((b) => b.attemptNumber >= 2) && v; }, 6000, 'retried').catch(() => null);
+      check(s && s.bootstrapHubs.every((b) => !b.connected), 'failed lookups are retried with the backoff', s || await hubstats(h0));
+    } finally {
+      await h0.stop();
+      await h1.stop();
+      d.close();
     }
   }],
 ];
