@@ -82,6 +82,6 @@ static-check: $(SRCS) $(HDRS) | build
 # from Debian packages only; as root deploy/build-static.sh installs what it needs, and it
 # smoke-runs the aarch64 binary under qemu-user when present. Never touches ./peerpigeon.
 static-all: $(SRCS) $(HDRS) | build
-	WARN='$(WARN)' VERSION='$(VERSION)' bash deploy/build-static.sh
+	SRCS='$(SRCS)' WARN='$(WARN)' VERSION='$(VERSION)' bash deploy/build-static.sh
 
 .PHONY: static-all

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 WARN=${WARN:--std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Werror}
 VERSION=${VERSION:-$(sed -n 's/^VERSION = //p' Makefile)}
-SRCS="peerpigeon.c peer.c hub.c ws.c http.c json.c"
+SRCS="${SRCS:-peerpigeon.c peer.c hub.c dns.c ws.c http.c json.c}"
 LIMIT=153600
 MUSL_A64=/usr/lib/aarch64-linux-musl
 MUSL_A64_INC=/usr/include/aarch64-linux-musl
