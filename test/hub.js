@@ -321,6 +321,21 @@ let badHub;
 let fakes;
 let refusedPort;
 
+// The real npm client on the JS hub J and on ours O (jsFirst: which connects first): they
+// discover each other and signals cross.
+async function realBothSides(J, O, tag, jsFirst) {
+  const first = await sigClient(jsFirst ? J : O, `j${tag}-real`);
+  await sleep(200);
+  const second = await sigClient(jsFirst ? O : J, `j${tag}-real`);
+  const [sj, so] = jsFirst ? [first, second] : [second, first];
+  const met = await waitFor(() => so.discovered().includes(sj.id) && sj.discovered().includes(so.id), 3000, `(${tag}) real clients discover each other`)
+    .then(() => true, () => false);
+  check(met, `(${tag}) real clients discover each other`, [so.discovered(), sj.discovered()]);
+  await realSignals(sj, so, `(${tag}) real`);
+  so.close();
+  sj.close();
+}
+
 // Both announce orders between a client of the JS hub J and one of ours on O: each discovers the
 // other exactly once, nobody is told about itself, signals cross; then leave() checks a departure.
 async function jsBothOrders(J, O, tag, leave) {
@@ -839,16 +854,7 @@ const tests = [
       await sleep(300);
       check((await hubstats(O)).bootstrapHubs[0].connected, '(a) link still up after the JS hub\'s error replies');
       if (/hub link: 'error' ignored/.test(O.log)) note('(a) the JS hub answered our peer-disconnected with an error (it does not route it on an inbound hub link)');
-      // the real client on both sides
-      const sj = await sigClient(J, 'ja-real');
-      await sleep(200);
-      const so = await sigClient(O, 'ja-real');
-      const met = await waitFor(() => so.discovered().includes(sj.id) && sj.discovered().includes(so.id), 3000, '(a) real clients discover each other')
-        .then(() => true, () => false);
-      check(met, '(a) real clients discover each other', [so.discovered(), sj.discovered()]);
-      await realSignals(sj, so, '(a) real');
-      so.close();
-      sj.close();
+      await realBothSides(J, O, 'a', true);
       await sleep(100);
       check((await hubstats(O)).bootstrapHubs[0].connected, '(a) link up at the end');
     } catch (e) {
@@ -883,15 +889,7 @@ const tests = [
       await jc.close();
       await exactlyOne(oc, 'peer-disconnected', jc.id, '(b) JS client leaves');
       await oc.close();
-      // the real client on both sides
-      const so = await sigClient(O, 'jb-real');
-      await sleep(200);
-      const sj = await sigClient(J, 'jb-real');
-      await waitFor(() => so.discovered().includes(sj.id) && sj.discovered().includes(so.id), 3000, '(b) real')
-        .then(() => check(true), () => check(false, '(b) real clients discover each other', [so.discovered(), sj.discovered()]));
-      await realSignals(sj, so, '(b) real');
-      so.close();
-      sj.close();
+      await realBothSides(J, O, 'b', false);
     } catch (e) {
       if (process.env.PP_VERBOSE) realLog(J.log);
       throw e;
