@@ -50,7 +50,8 @@ fuzz: | build
 	$(FUZZ) -o build/fuzz_http test/fuzz_http.c http.c json.c
 	$(FUZZ) -o build/fuzz_json test/fuzz_json.c json.c
 	$(FUZZ) -o build/fuzz_dns test/fuzz_dns.c dns.c
-	for f in ws http json dns; do ./build/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
+	$(FUZZ) -o build/fuzz_peer test/fuzz_peer.c peer.c hub.c dns.c json.c ws.c http.c
+	for f in ws http json dns peer; do ./build/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
 
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done

@@ -7,9 +7,10 @@ secs=${FUZZ_SECONDS:-5}
 command -v clang >/dev/null || { echo "FAIL clang not found"; echo "0 passed, 1 failed"; exit 1; }
 pass=0 fail=0
 mkdir -p build
-for m in ws http json dns; do
+for m in ws http json dns peer; do
     srcs="test/fuzz_$m.c $m.c"
     [ "$m" = http ] && srcs="$srcs json.c"
+    [ "$m" = peer ] && srcs="$srcs hub.c dns.c json.c ws.c http.c"
     if ! clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. \
         -o "build/fuzz_$m" $srcs; then
         echo "FAIL fuzz_$m does not build"; fail=$((fail + 1)); continue
