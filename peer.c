@@ -471,6 +471,8 @@ static void on_announce(struct peer *p, const struct json_val *root)
         if (is_hub) nhubs++;
     } else if (is_hub != p->is_hub) {
         nhubs += is_hub ? 1 : (uint32_t)-1;
+        /* other hubs knew it as a client: withdraw that, hubs are not flooded */
+        if (is_hub && cfg.is_hub) hub_local_left(p, p->net->name, "became a hub");
     }
     p->is_hub = (uint8_t)is_hub;
     p->registered_at = wall_ms();
@@ -655,7 +657,10 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
 {
     struct peer *old = peer_find(id);
     if (old) {
-        if (now_ms - conn_last_heard(old->conn) < cfg.ping_interval_ms) {
+        /* a connection dropped in this batch (EOF, slow reader) stays registered until the loop
+         * reaps it, and conn_close would not take it out now: no second entry for its id */
+        if (!conn_is_open(old->conn) ||
+            now_ms - conn_last_heard(old->conn) < cfg.ping_interval_ms) {
             *reason = "Peer already connected";
             return NULL;
         }
