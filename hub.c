@@ -31,6 +31,8 @@
 #define HUB_MAX_HOPS 8   /* a relayed signal crosses at most this many hubs */
 #define DEDUP_SLOTS 8192 /* recent relayed signals remembered */
 #define DEDUP_WINDOW_MS 5000
+#define TOMB_SLOTS 4096 /* recent withdrawals remembered */
+#define TOMB_MS 60000
 
 struct link {
     char uri[MAX_URL];
@@ -59,6 +61,15 @@ static struct {
     uint64_t h;
     uint64_t at;
 } seen[DEDUP_SLOTS];
+
+/* Peers that left, by id hash: the sequence of the announcement withdrawn. A peer-discovered
+ * still travelling round a ring of hubs after the withdrawal carries that sequence or an older
+ * one and is dropped, so it cannot bring the peer back as a ghost. */
+static struct {
+    uint64_t h;
+    uint64_t seq;
+    uint64_t at;
+} tombs[TOMB_SLOTS];
 
 #define LIT(w, s) json_write_raw((w), s, sizeof s - 1)
 
@@ -440,6 +451,41 @@ static void to_hubs(struct conn *except, const char *msg, size_t len)
         if (inbound[i] != except) conn_send(inbound[i], msg, len);
 }
 
+static uint64_t id_hash(const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < PEER_ID_LEN; i++)
+        h = (h ^ (uint8_t)id[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void tomb_put(const char *id, uint64_t seq)
+{
+    if (!seq) return;
+    uint64_t h = id_hash(id);
+    size_t i = (size_t)(h % TOMB_SLOTS);
+    if (tombs[i].h == h && tombs[i].seq > seq && now_ms - tombs[i].at < TOMB_MS) return;
+    tombs[i].h = h;
+    tombs[i].seq = seq;
+    tombs[i].at = now_ms;
+}
+
+/* The sequence of the last withdrawal of id still remembered, or 0. */
+static uint64_t tomb_get(const char *id)
+{
+    uint64_t h = id_hash(id);
+    size_t i = (size_t)(h % TOMB_SLOTS);
+    return tombs[i].h == h && now_ms - tombs[i].at < TOMB_MS ? tombs[i].seq : 0;
+}
+
+/* A message's originSeq, or 0. */
+static uint64_t msg_seq(const struct json_val *root)
+{
+    struct json_val v;
+    if (!json_get(root, "originSeq", &v) || v.type != JSON_NUMBER || *v.p == '-') return 0;
+    return strtoull(v.p, NULL, 10);
+}
+
 static void write_end(struct json_writer *w)
 {
     LIT(w, ",\"timestamp\":");
@@ -458,7 +504,7 @@ static void send_discovered(struct peer *p, void *arg)
 }
 
 static void flood_disconnected(struct conn *except, const char *id, const char *net, size_t nl,
-                               const char *reason)
+                               const char *reason, uint64_t seq)
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
@@ -469,6 +515,10 @@ static void flood_disconnected(struct conn *except, const char *id, const char *
     LIT(&w, "},\"networkName\":");
     json_write_str(&w, net, nl);
     LIT(&w, ",\"fromPeerId\":\"system\"");
+    if (seq) {
+        LIT(&w, ",\"originSeq\":");
+        json_write_u64(&w, seq);
+    }
     write_end(&w);
     if (!w.overflow) to_hubs(except, w.p, w.len);
 }
@@ -542,7 +592,9 @@ void hub_local_announced(struct peer *p)
 
 void hub_local_left(struct peer *p, const char *net, const char *reason)
 {
-    if (cfg.is_hub) flood_disconnected(NULL, peer_id(p), net, strlen(net), reason);
+    if (!cfg.is_hub) return;
+    tomb_put(peer_id(p), peer_seq(p)); /* echoes of its announcement are stale from now on */
+    flood_disconnected(NULL, peer_id(p), net, strlen(net), reason, peer_seq(p));
 }
 
 /* Flood a remote peer on to every other hub (split horizon: not back where it came from). */
@@ -557,7 +609,7 @@ void hub_remote_revealed(struct peer *r)
 void hub_remote_dropped(struct peer *r)
 {
     const char *net = peer_network(r);
-    flood_disconnected(peer_via(r), peer_id(r), net, strlen(net), "hub disconnected");
+    flood_disconnected(peer_via(r), peer_id(r), net, strlen(net), "hub disconnected", peer_seq(r));
 }
 
 /* ---- signals between hubs ---- */
@@ -624,7 +676,12 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
         if (!has_data || data.type != JSON_OBJECT || peer_msg_id(&data, "peerId", id) ||
             peer_msg_network(root, net, &nl) || !strcmp(id, cfg.hub_id))
             return 1;
-        struct peer *r = peer_remote_add(from, id, net, nl, &data);
+        /* an announcement no newer than one withdrawn, or than the local peer's own (our
+         * announcement coming back round a ring), is stale */
+        uint64_t seq = msg_seq(root);
+        struct peer *lp = peer_find(id);
+        if (seq && (seq <= tomb_get(id) || (lp && seq <= peer_seq(lp)))) return 1;
+        struct peer *r = peer_remote_add(from, id, net, nl, &data, seq);
         if (r) {
             hub_remote_revealed(r);
             /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a
@@ -645,10 +702,13 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
             if (json_get(&data, "reason", &rv) && rv.type == JSON_STRING &&
                 json_str_unescape(&rv, why, sizeof why) < 0)
                 strcpy(why, "disconnected");
+            uint64_t seq = msg_seq(root);
             struct peer *r = peer_remote_find(id);
+            if (r && seq && seq < peer_seq(r)) return 1; /* withdraws an older announcement */
+            tomb_put(id, seq ? seq : r ? peer_seq(r) : 0);
             if (r) {
                 const char *rnet = peer_network(r);
-                flood_disconnected(from, id, rnet, strlen(rnet), why);
+                flood_disconnected(from, id, rnet, strlen(rnet), why, seq ? seq : peer_seq(r));
             }
             peer_remote_remove(id, why); /* a hidden entry (see peer_remote_add) goes quietly */
         }

@@ -43,6 +43,7 @@ struct peer {
     struct peer *prev, *next; /* in net's list */
     char *extra;              /* announce data minus peerId/isHub: `,"k":v...` */
     char *shadow_net;         /* remote, but hidden by a local peer of the same id: its network */
+    uint64_t seq;             /* its announcement's origin sequence (hub mode; 0 = unknown) */
     uint32_t extra_len;
     uint64_t connected_at, registered_at, last_activity; /* wall ms */
 };
@@ -315,6 +316,10 @@ size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const 
     LIT(w, "},\"networkName\":");
     json_write_str(w, peer_network(p), p->net ? p->net->len : GLOBAL_LEN);
     LIT(w, ",\"fromPeerId\":\"system\"");
+    if (!target && p->seq) { /* to hubs: which announcement this is (see hub.c, tombstones) */
+        LIT(w, ",\"originSeq\":");
+        json_write_u64(w, p->seq);
+    }
     if (target) {
         LIT(w, ",\"targetPeerId\":\"");
         at = w->len;
@@ -476,6 +481,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
     }
     p->is_hub = (uint8_t)is_hub;
     p->registered_at = wall_ms();
+    p->seq = peer_next_seq();
     announce_to_network(p);
     conn_expect(p->conn, (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
     for (struct peer *q = p->net->local; q; q = q->next)
@@ -528,6 +534,25 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
     if (w.overflow) return -1;
     conn_send(q->conn, w.p, w.len);
     return 1;
+}
+
+uint64_t peer_next_seq(void)
+{
+    /* wall-clock based so that a restarted hub's announcements still count as newer */
+    static uint64_t last;
+    uint64_t s = wall_ms() << 10;
+    last = s > last ? s : last + 1;
+    return last;
+}
+
+uint64_t peer_seq(const struct peer *p)
+{
+    return p->seq;
+}
+
+void peer_set_seq(struct peer *p, uint64_t seq)
+{
+    p->seq = seq;
 }
 
 int peer_id_valid(const char *s, size_t n)
@@ -779,19 +804,23 @@ static int remote_in(const struct peer *r, const char *net, size_t net_len)
 }
 
 struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
-                             const struct json_val *data)
+                             const struct json_val *data, uint64_t seq)
 {
     struct json_val ih;
     if (data && data->type == JSON_OBJECT && json_get(data, "isHub", &ih) && ih.type == JSON_TRUE)
         return NULL;
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
-    if (r && remote_in(r, net, net_len)) return NULL;
+    if (r && remote_in(r, net, net_len)) {
+        if (seq > r->seq) r->seq = seq;
+        return NULL;
+    }
     if (r) peer_remote_remove(id, "network changed");
     r = calloc(1, sizeof *r);
     if (!r) return NULL;
     memcpy(r->id, id, PEER_ID_LEN);
     r->remote = 1;
     r->conn = via;
+    r->seq = seq;
     r->connected_at = r->registered_at = r->last_activity = wall_ms();
     if (peer_find(id)) {
         /* it is connected here too: its old connection, maybe half-open, after it moved to

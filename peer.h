@@ -45,7 +45,7 @@ struct peer *peer_find(const char *id);
  * network. Returns the new entry (the caller floods it on), or NULL if known, local, a hub, or
  * over the limit. */
 struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
-                             const struct json_val *data);
+                             const struct json_val *data, uint64_t seq);
 /* Drop a remote peer (it left); tells local peers. Returns 1 if it was known. */
 int peer_remote_remove(const char *id, const char *reason);
 /* Drop every remote peer learnt over `via` (the link went down); hub_remote_dropped is told of
@@ -65,6 +65,11 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
 void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
                        const char *target, const char *net, size_t net_len,
                        const struct json_val *data, int hops);
+/* Announcement sequence numbers (hub mode): each local announce gets a new one, increasing
+ * across restarts; remote entries keep the one their origin gave. */
+uint64_t peer_next_seq(void);
+uint64_t peer_seq(const struct peer *p);
+void peer_set_seq(struct peer *p, uint64_t seq);
 /* 1 if s[0..n) is a peer id: 40 hex digits. */
 int peer_id_valid(const char *s, size_t n);
 /* The peer id in string member `key` of obj into id: 0, or -1 if absent or not 40 hex. */

@@ -602,6 +602,37 @@ const tests = [
     for (const s of [c0, b0, a0]) await s.stop();
   }],
 
+  ['a peer-discovered still travelling after the withdrawal (same originSeq) brings no ghost back', async () => {
+    const f = await scriptedHub();
+    const O = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${f.port}` }));
+    const B = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${O.port}` }));
+    await linksUp(O);
+    await linksUp(B);
+    await waitFor(() => f.conns.length >= 1 && f.conns[0].msgs().some((m) => m.type === 'announce'), 3000, 'O linked to the scripted hub');
+    const y = await joined(O, 'gh');
+    const x = await joined(B, 'gh');
+    await discovers(y, x.id, 'gh', 'ghost test');
+    const c0 = f.conns[0];
+    const seen = await waitFor(() => c0.msgs().find((m) => m.type === 'peer-discovered' && m.data.peerId === x.id), 2000, 'X flooded to the scripted hub').catch(() => null);
+    check(seen && typeof seen.originSeq === 'number' && seen.originSeq > 0, 'floods between hubs carry the originSeq of the announcement', seen);
+    await x.close();
+    await exactlyOne(y, 'peer-disconnected', x.id, 'ghost test: X leaves');
+    y.drop('peer-discovered');
+    const stale = { ...seen, timestamp: Date.now() };
+    c0.send(stale); // the same announcement, arriving late round a ring of hubs
+    await sleep(400);
+    eq(about(y, 'peer-discovered', x.id).length, 0, 'a stale peer-discovered (originSeq already withdrawn) is dropped');
+    const late = await joined(O, 'gh');
+    await sleep(300);
+    eq(about(late, 'peer-discovered', x.id).length, 0, 'no ghost: a late joiner is not told of the peer that left');
+    c0.send({ ...seen, originSeq: seen.originSeq + 1, timestamp: Date.now() }); // a newer announcement
+    await discovers(y, x.id, 'gh', 'ghost test: a newer announcement is taken');
+    await closeAll(y, late);
+    await B.stop();
+    await O.stop();
+    f.close();
+  }],
+
   // ---- 2. chain and triangle ----
   ['chain A-B-C: discovery and signalling end to end', async () => {
     const a0 = await startServer(hubEnv());
