@@ -698,7 +698,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
         /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
         if (has_data && data.type == JSON_OBJECT && !peer_msg_id(&data, "peerId", id)) {
             struct json_val rv;
-            char why[64] = "disconnected";
+            char why[MAX_REASON_LEN + 1] = "disconnected";
             if (json_get(&data, "reason", &rv) && rv.type == JSON_STRING &&
                 json_str_unescape(&rv, why, sizeof why) < 0)
                 strcpy(why, "disconnected");
@@ -743,7 +743,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
 void hub_on_message(struct conn *c, const char *msg, size_t len)
 {
     struct json_val root, tv;
-    char type[64];
+    char type[MAX_TYPE_LEN + 1];
     if (json_validate(msg, len) || json_value(msg, len, &root) || root.type != JSON_OBJECT ||
         !json_get(&root, "type", &tv) || tv.type != JSON_STRING)
         return;

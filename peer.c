@@ -625,7 +625,7 @@ static int type_is(const char *t, size_t tl, const char *s)
 void peer_on_message(struct peer *p, const char *msg, size_t len)
 {
     struct json_val root, tv;
-    char type[64];
+    char type[MAX_TYPE_LEN + 1];
     if (json_validate(msg, len)) {
         send_error(p, "Invalid message: not valid JSON (or nested deeper than 32 levels)");
         return;

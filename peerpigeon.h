@@ -12,6 +12,8 @@
 #define MAX_NETWORK_NAME 256    /* bytes of a decoded networkName; longer -> error */
 #define MAX_ANNOUNCE_DATA 16384 /* bytes of announce `data` kept per peer; more -> error */
 #define MAX_BOOTSTRAP_HUBS 32
+#define MAX_TYPE_LEN 63   /* bytes of a message type we act on; longer ones are unknown */
+#define MAX_REASON_LEN 63 /* bytes of a peer-disconnected reason relayed between hubs */
 #define MAX_URL 1024
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };

@@ -321,6 +321,20 @@ let badHub;
 let fakes;
 let refusedPort;
 
+// Run fn with the JS hub J and our hub O; both are stopped afterwards, and the JS hub's log is
+// shown on failure with PP_VERBOSE.
+async function withJsHub(J, O, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    if (process.env.PP_VERBOSE) realLog(J.log);
+    throw e;
+  } finally {
+    J.stop();
+    await O.stop();
+  }
+}
+
 // The real npm client on the JS hub J and on ours O (jsFirst: which connects first): they
 // discover each other and signals cross.
 async function realBothSides(J, O, tag, jsFirst) {
@@ -870,7 +884,7 @@ const tests = [
     const deadPort = await freePort();
     const J = await startJsHub({ bootstrapHubs: [`ws://127.0.0.1:${deadPort}`] });
     const O = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${J.port}`, PING_INTERVAL: '300ms' }));
-    try {
+    await withJsHub(J, O, async () => {
       await linksUp(O);
       await sleep(1000); // quiet link (the JS hub never pings) survives > 2 ping intervals: it pongs
       check((await hubstats(O)).bootstrapHubs[0].connected, '(a) link to the JS hub survives a quiet period with PING_INTERVAL=300ms');
@@ -888,18 +902,12 @@ const tests = [
       await realBothSides(J, O, 'a', true);
       await sleep(100);
       check((await hubstats(O)).bootstrapHubs[0].connected, '(a) link up at the end');
-    } catch (e) {
-      if (process.env.PP_VERBOSE) realLog(J.log);
-      throw e;
-    } finally {
-      J.stop();
-      await O.stop();
-    }
+    });
   }],
   ['JS interop (b): the JS hub dials ours; raw clients, both orders', async () => {
     const O = await startServer(hubEnv({ PING_INTERVAL: '300ms' }));
     const J = await startJsHub({ bootstrapHubs: [`ws://127.0.0.1:${O.port}`] });
-    try {
+    await withJsHub(J, O, async () => {
       await hasHub(O, J.hubPeerId, 5000);
       const h = (await getJson(O, '/hubs')).hubs.find((x) => x.peerId === J.hubPeerId);
       eq([h.networkName, h.data.isHub, h.data.port], [NS, true, J.port], '(b) the JS hub is listed in our /hubs with its announce data');
@@ -921,13 +929,7 @@ const tests = [
       await exactlyOne(oc, 'peer-disconnected', jc.id, '(b) JS client leaves');
       await oc.close();
       await realBothSides(J, O, 'b', false);
-    } catch (e) {
-      if (process.env.PP_VERBOSE) realLog(J.log);
-      throw e;
-    } finally {
-      J.stop();
-      await O.stop();
-    }
+    });
   }],
   // ---- 5. names resolved by the non-blocking DNS stub (dns.c) ----
   ['DNS: a bootstrap hub by name, resolved via the (fake) nameserver', async () => {
