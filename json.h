@@ -66,6 +66,8 @@ struct json_writer {
 
 void json_writer_init(struct json_writer *w, char *buf, size_t cap);
 void json_write_raw(struct json_writer *w, const char *s, size_t n); /* verbatim */
+/* append a string literal verbatim */
+#define JSON_LIT(w, s) json_write_raw((w), s, sizeof s - 1)
 void json_write_str(struct json_writer *w, const char *s, size_t n); /* quoted, escaped */
 void json_write_u64(struct json_writer *w, uint64_t v);
 void json_write_i64(struct json_writer *w, int64_t v);
