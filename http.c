@@ -42,18 +42,16 @@ static int eq_nocase(const char *a, const char *b, size_t n)
     return 1;
 }
 
-/* Consume a line end at *pp: CRLF or a bare LF (RFC 9112 2.2). 1 = consumed, 0 = the bytes
- * ran out, -1 = something else is there. */
+/* Consume a CRLF at *pp. A bare LF is refused (RFC 9112 2.2 lets us): a proxy in front that
+ * splits lines on LF alone would frame a different request than we do, which is smuggling.
+ * 1 = consumed, 0 = the bytes ran out, -1 = something else is there. */
 static int eat_eol(const char **pp, const char *end)
 {
     const char *p = *pp;
     if (p == end) return 0;
-    if (*p == '\r') {
-        if (++p == end) return 0;
-        if (*p != '\n') return -1;
-    } else if (*p != '\n') {
-        return -1;
-    }
+    if (*p != '\r') return -1;
+    if (++p == end) return 0;
+    if (*p != '\n') return -1;
     *pp = p + 1;
     return 1;
 }
@@ -78,6 +76,61 @@ static void split_target(struct http_request *req, const char *t, size_t n)
     }
 }
 
+/* header-fields, then the empty line, from p on (RFC 9112 5). Shared by requests and responses;
+ * returns the head length from buf, short_rc when the bytes run out, or HTTP_BAD/TOO_LARGE. */
+static int parse_headers(const char *buf, const char *p, const char *end, int short_rc,
+                         struct http_header *hs, size_t *num)
+{
+    int r;
+    *num = 0;
+    for (;;) {
+        if ((r = eat_eol(&p, end)) == 1) return (int)(p - buf);
+        if (r == 0) return short_rc;
+        /* a line starting with whitespace is obs-fold (or junk): RFC 9112 5.2 lets us refuse */
+        if (!is_tchar((unsigned char)*p)) return HTTP_BAD;
+        if (*num == HTTP_MAX_HEADERS) return HTTP_TOO_LARGE;
+        struct http_header *h = &hs[*num];
+
+        h->name = p;
+        while (p < end && is_tchar((unsigned char)*p))
+            p++;
+        if (p == end) return short_rc;
+        if (*p != ':') /* RFC 9112 5.1: no whitespace between name and colon */
+            return HTTP_BAD;
+        h->name_len = (size_t)(p - h->name);
+        p++;
+
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        h->value = p;
+        while (p < end && is_value_char((unsigned char)*p))
+            p++;
+        const char *vend = p;
+        if ((r = eat_eol(&p, end)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
+        while (vend > h->value && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        h->value_len = (size_t)(vend - h->value);
+        (*num)++;
+    }
+}
+
+/* "HTTP/1.0" or "HTTP/1.1" at *pp, checked byte by byte so "HTTP/2" fails at once. Sets
+ * *minor; returns 1, 0 when the bytes run out, -1 on anything else. */
+static int eat_version(const char **pp, const char *end, int *minor)
+{
+    static const char ver[] = "HTTP/1.";
+    const char *p = *pp;
+    for (size_t i = 0; i < sizeof ver - 1; i++, p++) {
+        if (p == end) return 0;
+        if (*p != ver[i]) return -1;
+    }
+    if (p == end) return 0;
+    if (*p != '0' && *p != '1') return -1;
+    *minor = *p++ - '0';
+    *pp = p;
+    return 1;
+}
+
 int http_parse_request(const char *buf, size_t len, struct http_request *req)
 {
     /* Never look past HTTP_MAX_HEAD: running out of bytes there means the head is too big,
@@ -91,8 +144,8 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     /* RFC 9112 2.2: ignore at least one empty line before the request-line. */
     while ((r = eat_eol(&p, end)) == 1)
         ;
-    if (p == end || (*p == '\r' && p + 1 == end)) return short_rc;
-    if (r < 0 && *p == '\r') return HTTP_BAD;
+    if (r == 0) return short_rc;
+    if (*p == '\r') return HTTP_BAD; /* a bare LF falls to the method check below */
 
     /* method SP */
     req->method = p;
@@ -118,47 +171,9 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     split_target(req, target, (size_t)(p - target));
     p++;
 
-    /* version, checked byte by byte so "HTTP/2" fails at once */
-    static const char ver[] = "HTTP/1.";
-    for (size_t i = 0; i < sizeof ver - 1; i++, p++) {
-        if (p == end) return short_rc;
-        if (*p != ver[i]) return HTTP_BAD;
-    }
-    if (p == end) return short_rc;
-    if (*p != '0' && *p != '1') return HTTP_BAD;
-    req->minor_version = *p++ - '0';
+    if ((r = eat_version(&p, end, &req->minor_version)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
     if ((r = eat_eol(&p, end)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
-
-    /* header-fields, then the empty line */
-    for (;;) {
-        if ((r = eat_eol(&p, end)) == 1) return (int)(p - buf);
-        if (p == end || (*p == '\r' && p + 1 == end)) return short_rc;
-        /* a line starting with whitespace is obs-fold (or junk): RFC 9112 5.2 lets us refuse */
-        if (!is_tchar((unsigned char)*p)) return HTTP_BAD;
-        if (req->num_headers == HTTP_MAX_HEADERS) return HTTP_TOO_LARGE;
-        struct http_header *h = &req->headers[req->num_headers];
-
-        h->name = p;
-        while (p < end && is_tchar((unsigned char)*p))
-            p++;
-        if (p == end) return short_rc;
-        if (*p != ':') /* RFC 9112 5.1: no whitespace between name and colon */
-            return HTTP_BAD;
-        h->name_len = (size_t)(p - h->name);
-        p++;
-
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        h->value = p;
-        while (p < end && is_value_char((unsigned char)*p))
-            p++;
-        const char *vend = p;
-        if ((r = eat_eol(&p, end)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
-        while (vend > h->value && (vend[-1] == ' ' || vend[-1] == '\t'))
-            vend--;
-        h->value_len = (size_t)(vend - h->value);
-        req->num_headers++;
-    }
+    return parse_headers(buf, p, end, short_rc, req->headers, &req->num_headers);
 }
 
 const struct http_header *http_header_get(const struct http_request *req, const char *name)

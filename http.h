@@ -34,8 +34,9 @@ struct http_request {
     size_t num_headers;
 };
 
-/* Parse a request head at buf[0..len). Lines end in CRLF (a bare LF is accepted, as RFC 9112
- * 2.2 allows). Method is a token; target starts with '/' (or is '*'); version HTTP/1.0 or
+/* Parse a request head at buf[0..len). Lines end in CRLF; a bare LF is HTTP_BAD (RFC 9112 2.2
+ * allows either, but a proxy that disagrees with us on line ends is a smuggling vector). Empty
+ * lines (CRLF) before the request-line are skipped. Method is a token; target starts with '/' (or is '*'); version HTTP/1.0 or
  * HTTP/1.1; header names are tokens; no obs-fold; no control characters other than tab in
  * values. Returns the head length including the blank line (> 0), HTTP_INCOMPLETE if more
  * bytes could still make it valid, HTTP_BAD, or HTTP_TOO_LARGE (head over HTTP_MAX_HEAD bytes
