@@ -176,14 +176,91 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     return parse_headers(buf, p, end, short_rc, req->headers, &req->num_headers);
 }
 
+/* The status-line of RFC 9112 4: version SP 3DIGIT [SP reason-phrase], up to its CRLF. */
+static int parse_status_line(const char **pp, const char *end, struct http_response *res)
+{
+    const char *p = *pp;
+    int r;
+    if ((r = eat_version(&p, end, &res->minor_version)) <= 0) return r;
+    if (p == end) return 0;
+    if (*p++ != ' ') return -1;
+    res->status = 0;
+    for (int i = 0; i < 3; i++, p++) {
+        if (p == end) return 0;
+        if (*p < '0' || *p > '9') return -1;
+        res->status = res->status * 10 + (*p - '0');
+    }
+    /* the reason is optional, but its SP is not when there is one: "1010" is not "101" */
+    if (p == end) return 0;
+    if (*p == ' ')
+        p++;
+    else if (*p != '\r')
+        return -1;
+    res->reason = p;
+    while (p < end && is_value_char((unsigned char)*p))
+        p++;
+    res->reason_len = (size_t)(p - res->reason);
+    if ((r = eat_eol(&p, end)) <= 0) return r;
+    *pp = p;
+    return 1;
+}
+
+int http_parse_response(const char *buf, size_t len, struct http_response *res)
+{
+    const char *p = buf, *end = buf + (len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD);
+    const int short_rc = len >= HTTP_MAX_HEAD ? HTTP_TOO_LARGE : HTTP_INCOMPLETE;
+    int r;
+
+    res->num_headers = 0;
+    if ((r = parse_status_line(&p, end, res)) <= 0) return r < 0 ? HTTP_BAD : short_rc;
+    return parse_headers(buf, p, end, short_rc, res->headers, &res->num_headers);
+}
+
+const struct http_header *http_header_find(const struct http_header *h, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name_len == len && eq_nocase(h[i].name, name, len)) return &h[i];
+    return NULL;
+}
+
 const struct http_header *http_header_get(const struct http_request *req, const char *name)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        if (h->name_len == n && eq_nocase(h->name, name, n)) return h;
+    return http_header_find(req->headers, req->num_headers, name);
+}
+
+/* A Content-Length value: 1*DIGIT (RFC 9110 8.6) that fits. 0 = ok, -1 = not a length. */
+static int parse_length(const char *s, size_t n, uint64_t *v)
+{
+    *v = 0;
+    if (n == 0) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        /* checked before the multiply, which would wrap silently */
+        if (*v > (UINT64_MAX - d) / 10) return -1;
+        *v = *v * 10 + d;
     }
-    return NULL;
+    return 0;
+}
+
+/* Every Content-Length, not just the first: a proxy that reads another one than we do would
+ * frame the body differently (smuggling). */
+int http_content_length(const struct http_header *h, size_t n, uint64_t *len)
+{
+    int seen = 0;
+    *len = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        if (h[i].name_len != 14 || !eq_nocase(h[i].name, "content-length", 14)) continue;
+        if (parse_length(h[i].value, h[i].value_len, &v) < 0 || (seen && v != *len)) {
+            *len = 0;
+            return -1;
+        }
+        *len = v;
+        seen = 1;
+    }
+    return 0;
 }
 
 int http_has_token(const char *value, size_t len, const char *token)
@@ -385,81 +462,79 @@ static void write_iso(struct json_writer *w, uint64_t ms)
     json_write_raw(w, b, (size_t)n);
 }
 
-#define KEY(w, k) json_write_raw((w), k, sizeof k - 1)
-
 /* ,"connections":N,"peers":N,"hubs":N,"networks":N - shared by /health and /stats */
 static void write_counts(struct json_writer *w, const struct http_info *in)
 {
-    KEY(w, ",\"connections\":");
+    JSON_LIT(w, ",\"connections\":");
     json_write_u64(w, in->connections);
-    KEY(w, ",\"peers\":");
+    JSON_LIT(w, ",\"peers\":");
     json_write_u64(w, in->peers);
-    KEY(w, ",\"hubs\":");
+    JSON_LIT(w, ",\"hubs\":");
     json_write_u64(w, in->hubs);
-    KEY(w, ",\"networks\":");
+    JSON_LIT(w, ",\"networks\":");
     json_write_u64(w, in->networks);
 }
 
 static void write_health(struct json_writer *w, const struct http_info *in)
 {
-    KEY(w, "{\"status\":\"healthy\",\"timestamp\":");
+    JSON_LIT(w, "{\"status\":\"healthy\",\"timestamp\":");
     write_iso(w, in->now_wall_ms);
-    KEY(w, ",\"uptime\":");
+    JSON_LIT(w, ",\"uptime\":");
     json_write_double(w, (double)in->uptime_ms / 1000.0);
-    KEY(w, ",\"isHub\":");
+    JSON_LIT(w, ",\"isHub\":");
     json_write_bool(w, in->is_hub);
     write_counts(w, in);
-    KEY(w, ",\"memory\":{\"rss\":");
-    json_write_u64(w, in->rss);
-    KEY(w, "}}");
+    JSON_LIT(w, ",\"memory\":{\"rss\":");
+    json_write_u64(w, in->rss ? in->rss() : 0); /* a read of /proc: only here */
+    JSON_LIT(w, "}}");
 }
 
 static void write_stats(struct json_writer *w, const struct http_info *in)
 {
-    KEY(w, "{\"isRunning\":true,\"isHub\":");
+    JSON_LIT(w, "{\"isRunning\":true,\"isHub\":");
     json_write_bool(w, in->is_hub);
-    KEY(w, ",\"hubPeerId\":");
+    JSON_LIT(w, ",\"hubPeerId\":");
     json_write_str(w, in->hub_id, strlen(in->hub_id));
-    KEY(w, ",\"hubMeshNamespace\":");
+    JSON_LIT(w, ",\"hubMeshNamespace\":");
     json_write_str(w, in->hub_ns, strlen(in->hub_ns));
     write_counts(w, in);
-    KEY(w, ",\"bootstrapHubs\":{\"total\":");
+    JSON_LIT(w, ",\"bootstrapHubs\":{\"total\":");
     json_write_u64(w, in->bootstrap_total);
-    KEY(w, ",\"connected\":");
+    JSON_LIT(w, ",\"connected\":");
     json_write_u64(w, in->bootstrap_connected);
-    KEY(w, "},\"maxConnections\":");
+    JSON_LIT(w, "},\"maxConnections\":");
     json_write_u64(w, in->max_connections);
-    KEY(w, ",\"uptime\":");
+    JSON_LIT(w, ",\"uptime\":");
     json_write_u64(w, in->uptime_ms);
-    KEY(w, ",\"host\":");
+    JSON_LIT(w, ",\"host\":");
     json_write_str(w, in->host, strlen(in->host));
-    KEY(w, ",\"port\":");
+    JSON_LIT(w, ",\"port\":");
     json_write_u64(w, (uint64_t)in->port);
-    KEY(w, "}");
+    JSON_LIT(w, "}");
 }
 
 static void write_hubs(struct json_writer *w, const struct http_info *in)
 {
-    KEY(w, "{\"timestamp\":");
+    JSON_LIT(w, "{\"timestamp\":");
     write_iso(w, in->now_wall_ms);
-    KEY(w, ",\"totalHubs\":");
+    JSON_LIT(w, ",\"totalHubs\":");
     json_write_u64(w, in->hubs);
-    KEY(w, ",\"hubs\":");
+    JSON_LIT(w, ",\"hubs\":");
     in->write_hubs(w);
-    KEY(w, "}");
+    JSON_LIT(w, "}");
 }
 
 static void write_hubstats(struct json_writer *w, const struct http_info *in)
 {
-    KEY(w, "{\"totalHubs\":");
+    JSON_LIT(w, "{\"totalHubs\":");
     json_write_u64(w, in->hubs);
-    KEY(w, ",\"connectedHubs\":");
+    JSON_LIT(w, ",\"connectedHubs\":");
     json_write_u64(w, in->hubs + in->bootstrap_connected);
-    KEY(w, ",\"hubs\":");
+    JSON_LIT(w, ",\"hubs\":");
     in->write_hubs(w);
-    KEY(w, ",\"bootstrapHubs\":");
+    JSON_LIT(w, ",\"bootstrapHubs\":");
     in->write_bootstrap(w);
-    KEY(w, "}");
+    JSON_LIT(w, "}");
 }
 
 size_t http_respond(const struct http_request *req, const struct http_info *info, int keep_alive,

@@ -36,15 +36,40 @@ struct http_request {
 
 /* Parse a request head at buf[0..len). Lines end in CRLF; a bare LF is HTTP_BAD (RFC 9112 2.2
  * allows either, but a proxy that disagrees with us on line ends is a smuggling vector). Empty
- * lines (CRLF) before the request-line are skipped. Method is a token; target starts with '/' (or is '*'); version HTTP/1.0 or
- * HTTP/1.1; header names are tokens; no obs-fold; no control characters other than tab in
- * values. Returns the head length including the blank line (> 0), HTTP_INCOMPLETE if more
- * bytes could still make it valid, HTTP_BAD, or HTTP_TOO_LARGE (head over HTTP_MAX_HEAD bytes
- * or more than HTTP_MAX_HEADERS headers). */
+ * lines (CRLF) before the request-line are skipped. Method is a token; target starts with '/'
+ * (or is '*'); version HTTP/1.0 or HTTP/1.1; header names are tokens; no obs-fold; no control
+ * characters other than tab in values. Returns the head length including the blank line (> 0),
+ * HTTP_INCOMPLETE if more bytes could still make it valid, HTTP_BAD, or HTTP_TOO_LARGE (head
+ * over HTTP_MAX_HEAD bytes or more than HTTP_MAX_HEADERS headers). The views in *req point
+ * into buf. */
 int http_parse_request(const char *buf, size_t len, struct http_request *req);
 
-/* The first header named `name` (case-insensitive), or NULL. */
+struct http_response {
+    int minor_version;  /* HTTP/1.x */
+    int status;         /* exactly three digits */
+    const char *reason; /* reason phrase, may be empty */
+    size_t reason_len;
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t num_headers;
+};
+
+/* Parse a response head (what a hub we dial answers) at buf[0..len), same contract and header
+ * rules as http_parse_request. Status line: "HTTP/1.0" or "HTTP/1.1", one SP, exactly three
+ * digits, then SP and a reason phrase (no controls but tab; kept as sent) or the line end, so
+ * "HTTP/1.1 1010" is HTTP_BAD rather than a 101. No empty lines before it. */
+int http_parse_response(const char *buf, size_t len, struct http_response *res);
+
+/* The first of h[0..n) named `name` (case-insensitive), or NULL. */
+const struct http_header *http_header_find(const struct http_header *h, size_t n, const char *name);
+
+/* http_header_find over a request's headers. */
 const struct http_header *http_header_get(const struct http_request *req, const char *name);
+
+/* The body length that the Content-Length headers among h[0..n) announce. Returns 0 with *len
+ * set (0 when there is none), or -1 (*len = 0) when a value is empty, is not all digits, does
+ * not fit uint64_t, or differs from another Content-Length (repeating the same value is
+ * allowed, RFC 9110 8.6). The caller answers 400 on -1 and 413 when *len > HTTP_MAX_BODY. */
+int http_content_length(const struct http_header *h, size_t n, uint64_t *len);
 
 /* 1 if the comma-separated header value contains token (case-insensitive, spaces ignored). */
 int http_has_token(const char *value, size_t len, const char *token);
@@ -70,7 +95,8 @@ const char *http_status_text(int status);
 /* ---- endpoints (PROTOCOL.md section 4) ---- */
 struct json_writer;
 
-/* What the endpoints report, filled by the caller per request. */
+/* What the endpoints report, filled by the caller per request. Whatever costs a system call to
+ * learn is a callback, so a request that does not show it does not pay for it. */
 struct http_info {
     int is_hub;
     const char *hub_id; /* "" when not a hub */
@@ -80,7 +106,7 @@ struct http_info {
     uint32_t connections, peers, hubs, networks, max_connections;
     uint32_t bootstrap_total, bootstrap_connected;
     uint64_t uptime_ms;
-    uint64_t rss;
+    uint64_t (*rss)(void); /* resident bytes; called only for an answer that shows them (NULL: 0) */
     uint64_t now_wall_ms;
     const char *cors;
     void (*write_hubs)(struct json_writer *w);      /* JSON array for /hubs */

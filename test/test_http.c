@@ -5,6 +5,8 @@
 #include "http.h"
 #include "t.h"
 
+#include <stdint.h>
+
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -269,14 +271,19 @@ static void test_rows(void)
     CHECK(nbad >= 30);
 }
 
-/* A request with n headers "Hk: v"; returns its length. */
-static size_t make_headers(char *buf, size_t cap, int n)
+/* A head of `start` and n headers "Hk: v"; returns its length. */
+static size_t make_head(char *buf, size_t cap, const char *start, int n)
 {
-    size_t len = (size_t)snprintf(buf, cap, "GET / HTTP/1.1\r\n");
+    size_t len = (size_t)snprintf(buf, cap, "%s", start);
     for (int i = 0; i < n; i++)
         len += (size_t)snprintf(buf + len, cap - len, "H%d: v%d\r\n", i, i);
     len += (size_t)snprintf(buf + len, cap - len, "\r\n");
     return len;
+}
+
+static size_t make_headers(char *buf, size_t cap, int n)
+{
+    return make_head(buf, cap, "GET / HTTP/1.1\r\n", n);
 }
 
 static void test_limits(void)
@@ -522,6 +529,355 @@ static void test_status_text(void)
     CHECK(http_status_text(299) != NULL);
 }
 
+/* ---- response heads ---- */
+
+struct resp_row {
+    const char *in;
+    size_t len;
+    int want; /* VALID (consumes all of in) or an HTTP_* code */
+    int minor, status;
+    const char *reason; /* the rest only for VALID rows */
+    int nhdr;
+    const char *hname; /* if set, http_header_find(hname) must have value hval */
+    const char *hval;
+};
+
+#define RBAD(lit)                                                                                  \
+    {                                                                                              \
+        S(lit), HTTP_BAD, 0, 0, NULL, 0, NULL, NULL                                                \
+    }
+#define RMORE(lit)                                                                                 \
+    {                                                                                              \
+        S(lit), HTTP_INCOMPLETE, 0, 0, NULL, 0, NULL, NULL                                         \
+    }
+
+static const struct resp_row resp_rows[] = {
+    /* valid */
+    {S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+       "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+     VALID, 1, 101, "Switching Protocols", 3, "sec-websocket-accept",
+     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+    {S("HTTP/1.0 200 OK\r\n\r\n"), VALID, 0, 200, "OK", 0, NULL, NULL},
+    {S("HTTP/1.1 204\r\n\r\n"), VALID, 1, 204, "", 0, NULL, NULL},
+    {S("HTTP/1.1 204 \r\n\r\n"), VALID, 1, 204, "", 0, NULL, NULL},
+    {S("HTTP/1.1 404 Not  Found \r\n\r\n"), VALID, 1, 404, "Not  Found ", 0, NULL, NULL},
+    {S("HTTP/1.1 200 caf\xc3\xa9\tok\r\n\r\n"), VALID, 1, 200, "caf\xc3\xa9\tok", 0, NULL, NULL},
+    {S("HTTP/1.1 200 HTTP/1.1 101 x: y\r\n\r\n"), VALID, 1, 200, "HTTP/1.1 101 x: y", 0, NULL,
+     NULL},
+    {S("HTTP/1.1 000 x\r\n\r\n"), VALID, 1, 0, "x", 0, NULL, NULL},
+    {S("HTTP/1.1 999 x\r\n\r\n"), VALID, 1, 999, "x", 0, NULL, NULL},
+    {S("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX:  a b \t\r\n\r\n"), VALID, 1, 200, "OK", 2, "x",
+     "a b"},
+    {S("HTTP/1.1 200 OK\r\nX:\r\n\r\n"), VALID, 1, 200, "OK", 1, "X", ""},
+    {S("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nretry-after: 6\r\n\r\n"), VALID, 1,
+     503, "Service Unavailable", 2, "RETRY-AFTER", "5"},
+
+    /* malformed */
+    RBAD("HTTP/1.1 1010"),
+    RBAD("HTTP/1.1 1010 x\r\n\r\n"),
+    RBAD("HTTP/1.1 10 "),
+    RBAD("HTTP/1.1 10\r"),
+    RBAD("HTTP/1.1  101"),
+    RBAD("HTTP/1.1\t101"),
+    RBAD("HTTP/1.1\r\n"),
+    RBAD("HTTP/1.2"),
+    RBAD("HTTP/1.10"),
+    RBAD("HTTP/2"),
+    RBAD("http/1.1"),
+    RBAD("HTTP/1.1 2x0"),
+    RBAD("HTTP/1.1 -20"),
+    RBAD("HTTP/1.1 200OK"),
+    RBAD("HTTP/1.1 200\t"),
+    RBAD("HTTP/1.1 200 OK\n"),
+    RBAD("HTTP/1.1 200\n"),
+    RBAD("HTTP/1.1 200 O\x01K"),
+    RBAD("HTTP/1.1 200 O\x7f"),
+    RBAD("HTTP/1.1 200 O\rK"),
+    RBAD("HTTP/1.1 200 OK\r\nA: b\n"),
+    RBAD("HTTP/1.1 200 OK\r\n\n"),
+    RBAD("HTTP/1.1 200 OK\r\nA: b\r\n\n"),
+    RBAD("HTTP/1.1 200 OK\r\nA : b"),
+    RBAD("HTTP/1.1 200 OK\r\n A: b"),
+    RBAD("HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n"),
+    RBAD("HTTP/1.1 200 OK\r\nA: b\x01"),
+    RBAD("HTTP/1.1 200 OK\r\n: b\r\n\r\n"),
+    RBAD("HTTP/1.1 200 OK\r\nA\r\n\r\n"),
+    RBAD("\r\nHTTP/1.1 200 OK\r\n\r\n"),
+    RBAD("GET / HTTP/1.1\r\n\r\n"),
+    RBAD("\x01"),
+
+    /* incomplete */
+    RMORE(""),
+    RMORE("HTTP/1."),
+    RMORE("HTTP/1.1"),
+    RMORE("HTTP/1.1 "),
+    RMORE("HTTP/1.1 10"),
+    RMORE("HTTP/1.1 101"),
+    RMORE("HTTP/1.1 101 Sw"),
+    RMORE("HTTP/1.1 101\r"),
+    RMORE("HTTP/1.1 101 \r"),
+    RMORE("HTTP/1.1 200 OK\r\nA: b\r\n"),
+    RMORE("HTTP/1.1 200 OK\r\nA: b\r\n\r"),
+};
+
+static int parse_response_guarded(const char *s, size_t n, struct http_response *res)
+{
+    struct guard g = guard_new(n);
+    int r = http_parse_response(guard_put(&g, s, n), n, res);
+    guard_free(&g);
+    return r;
+}
+
+static void check_valid_resp_row(size_t idx, const struct resp_row *r)
+{
+    struct http_response res;
+    struct guard g = guard_new(r->len + 32);
+    int bad_prefix = 0;
+
+    for (size_t k = 0; k < r->len; k++) {
+        int rc = http_parse_response(guard_put(&g, r->in, k), k, &res);
+        if (rc != HTTP_INCOMPLETE && !bad_prefix) {
+            bad_prefix = 1;
+            CHECKF(0, "response row %zu prefix %zu returned %d", idx, k, rc);
+        }
+    }
+    CHECK(!bad_prefix);
+
+    const char *in = guard_put(&g, r->in, r->len);
+    int rc = http_parse_response(in, r->len, &res);
+    CHECKF(rc == (int)r->len, "response row %zu: got %d want %zu", idx, rc, r->len);
+    if (rc > 0) {
+        CHECKF(res.minor_version == r->minor, "response row %zu minor", idx);
+        CHECKF(res.status == r->status, "response row %zu status %d", idx, res.status);
+        CHECKF(view_eq(res.reason, res.reason_len, r->reason), "response row %zu reason", idx);
+        CHECK(res.reason >= in && res.reason + res.reason_len <= in + rc);
+        CHECKF(res.num_headers == (size_t)r->nhdr, "response row %zu: %zu headers", idx,
+               res.num_headers);
+        if (r->hname) {
+            const struct http_header *h = http_header_find(res.headers, res.num_headers, r->hname);
+            CHECKF(h && view_eq(h->value, h->value_len, r->hval), "response row %zu header %s", idx,
+                   r->hname);
+        }
+        for (size_t i = 0; i < res.num_headers; i++) {
+            const struct http_header *h = &res.headers[i];
+            CHECK(h->name >= in && h->name + h->name_len <= in + rc);
+            CHECK(h->value >= in && h->value + h->value_len <= in + rc);
+        }
+    }
+
+    /* the first WebSocket frame right behind the 101: only the head is consumed */
+    static const char tail[] = "\x81\x05hello";
+    char tmp[1024];
+    if (r->len + sizeof tail - 1 <= sizeof tmp) {
+        memcpy(tmp, r->in, r->len);
+        memcpy(tmp + r->len, tail, sizeof tail - 1);
+        size_t n = r->len + sizeof tail - 1;
+        rc = http_parse_response(guard_put(&g, tmp, n), n, &res);
+        CHECKF(rc == (int)r->len, "response row %zu with tail: got %d", idx, rc);
+    }
+    guard_free(&g);
+}
+
+static void test_response_rows(void)
+{
+    int nvalid = 0, nbad = 0;
+    for (size_t i = 0; i < sizeof resp_rows / sizeof resp_rows[0]; i++) {
+        const struct resp_row *r = &resp_rows[i];
+        if (r->want == VALID) {
+            nvalid++;
+            check_valid_resp_row(i, r);
+            continue;
+        }
+        struct http_response res;
+        int rc = parse_response_guarded(r->in, r->len, &res);
+        nbad += r->want == HTTP_BAD;
+        CHECKF(rc == r->want, "response row %zu: got %d want %d", i, rc, r->want);
+        for (size_t k = 0; k < r->len; k++) {
+            rc = parse_response_guarded(r->in, k, &res);
+            CHECKF(rc == HTTP_INCOMPLETE || rc == r->want, "response row %zu prefix %zu: %d", i, k,
+                   rc);
+        }
+    }
+    CHECK(nvalid >= 10);
+    CHECK(nbad >= 30);
+}
+
+static void test_response_limits(void)
+{
+    static char buf[3 * HTTP_MAX_HEAD];
+    static const char start[] = "HTTP/1.1 101 Switching Protocols\r\n";
+    struct http_response res;
+    size_t n;
+
+    n = make_head(buf, sizeof buf, start, HTTP_MAX_HEADERS);
+    CHECK(parse_response_guarded(buf, n, &res) == (int)n);
+    CHECK(res.num_headers == HTTP_MAX_HEADERS);
+    n = make_head(buf, sizeof buf, start, HTTP_MAX_HEADERS + 1);
+    CHECK(parse_response_guarded(buf, n, &res) == HTTP_TOO_LARGE);
+    const char *extra = strstr(buf, "H48:");
+    CHECK(parse_response_guarded(buf, (size_t)(extra - buf) + 1, &res) == HTTP_TOO_LARGE);
+    CHECK(parse_response_guarded(buf, (size_t)(extra - buf), &res) == HTTP_INCOMPLETE);
+
+    /* a reason phrase or a header that never ends */
+    n = (size_t)snprintf(buf, sizeof buf, "HTTP/1.1 200 ");
+    memset(buf + n, 'a', sizeof buf - n);
+    CHECK(parse_response_guarded(buf, HTTP_MAX_HEAD - 1, &res) == HTTP_INCOMPLETE);
+    CHECK(parse_response_guarded(buf, HTTP_MAX_HEAD, &res) == HTTP_TOO_LARGE);
+    n = (size_t)snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nX: ");
+    memset(buf + n, 'a', sizeof buf - n);
+    CHECK(parse_response_guarded(buf, sizeof buf, &res) == HTTP_TOO_LARGE);
+    buf[100] = '\n';
+    CHECK(parse_response_guarded(buf, sizeof buf, &res) == HTTP_BAD);
+
+    /* exactly HTTP_MAX_HEAD bytes fits, one more does not */
+    n = (size_t)snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nX: ");
+    memset(buf + n, 'b', HTTP_MAX_HEAD - n - 4);
+    memcpy(buf + HTTP_MAX_HEAD - 4, "\r\n\r\n", 4);
+    CHECK(parse_response_guarded(buf, HTTP_MAX_HEAD + 10, &res) == HTTP_MAX_HEAD);
+    memmove(buf + n + 1, buf + n, HTTP_MAX_HEAD - n);
+    CHECK(parse_response_guarded(buf, HTTP_MAX_HEAD + 1, &res) == HTTP_TOO_LARGE);
+}
+
+static void test_header_find(void)
+{
+    static const char in[] = "HTTP/1.1 101 x\r\nUpgrade: websocket\r\nX: 1\r\nx: 2\r\n\r\n";
+    struct http_response res;
+    CHECK(http_parse_response(in, sizeof in - 1, &res) == (int)sizeof in - 1);
+    const struct http_header *h = http_header_find(res.headers, res.num_headers, "UPGRADE");
+    CHECK(h == &res.headers[0]);
+    CHECK(http_header_find(res.headers, res.num_headers, "x") == &res.headers[1]);
+    CHECK(http_header_find(res.headers, 1, "x") == NULL); /* n bounds the search */
+    CHECK(http_header_find(res.headers, res.num_headers, "upgrad") == NULL);
+    CHECK(http_header_find(res.headers, res.num_headers, "") == NULL);
+    CHECK(http_header_find(NULL, 0, "x") == NULL);
+}
+
+/* ---- Content-Length ---- */
+
+static void test_content_length(void)
+{
+    static const struct {
+        const char *head; /* a request head; its headers are what is checked */
+        int rc;           /* 0 or -1 */
+        uint64_t want;
+    } t[] = {
+        {"GET / HTTP/1.1\r\n\r\n", 0, 0},
+        {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length-X: 7\r\n\r\n", 0, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", 0, 5},
+        {"GET / HTTP/1.1\r\ncontent-LENGTH:  5 \t\r\n\r\n", 0, 5},
+        {"GET / HTTP/1.1\r\nContent-Length: 007\r\n\r\n", 0, 7},
+        {"GET / HTTP/1.1\r\nContent-Length: 000000000000000000000000000001\r\n\r\n", 0, 1},
+        {"GET / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n", 0, 65537},
+        {"GET / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", 0, UINT64_MAX},
+        {"GET / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 18446744073709551619\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 18446744073709551620\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 184467440737095516150\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length:\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: \t \r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5,5\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5;\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: \xd9\xa5\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 0, 5},
+        {"GET / HTTP/1.1\r\nContent-Length: 5\r\nHost: x\r\ncontent-length: 005\r\n\r\n", 0, 5},
+        {"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+         -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length:\r\n\r\n", -1, 0},
+        {"GET / HTTP/1.1\r\nContent-Length: x\r\nContent-Length: 5\r\n\r\n", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        struct http_request req;
+        size_t n = strlen(t[i].head);
+        CHECKF(http_parse_request(t[i].head, n, &req) == (int)n, "content-length row %zu", i);
+        uint64_t len = 12345;
+        int rc = http_content_length(req.headers, req.num_headers, &len);
+        if (t[i].rc == -1)
+            CHECKF(rc == -1 && len == 0, "content-length row %zu: %d %llu", i, rc,
+                   (unsigned long long)len);
+        else
+            CHECKF(rc == 0 && len == t[i].want, "content-length row %zu: %d %llu", i, rc,
+                   (unsigned long long)len);
+    }
+    uint64_t len = 1;
+    CHECK(http_content_length(NULL, 0, &len) == 0 && len == 0);
+}
+
+/* ---- endpoints ---- */
+
+static int rss_calls;
+
+static uint64_t fake_rss(void)
+{
+    rss_calls++;
+    return 123456789;
+}
+
+/* The body of the answer to GET path, into out (NUL-terminated). */
+static const char *respond_body(const char *path, const struct http_info *info, char *out,
+                                size_t cap)
+{
+    char head[256];
+    struct http_request req;
+    int n = snprintf(head, sizeof head, "GET %s HTTP/1.1\r\n\r\n", path);
+    if (http_parse_request(head, (size_t)n, &req) != n) return "";
+    size_t len = http_respond(&req, info, 1, out, cap - 1);
+    out[len] = '\0';
+    const char *body = strstr(out, "\r\n\r\n");
+    return body ? body + 4 : "";
+}
+
+static void test_respond_rss(void)
+{
+    static char out[4096];
+    struct http_info info = {
+        .is_hub = 1,
+        .hub_id = "h1",
+        .hub_ns = "ns",
+        .host = "0.0.0.0",
+        .port = 3000,
+        .connections = 3,
+        .peers = 2,
+        .hubs = 1,
+        .networks = 4,
+        .max_connections = 100,
+        .uptime_ms = 1500,
+        .rss = fake_rss,
+        .now_wall_ms = 1700000000123ull,
+        .cors = "*",
+    };
+    /* the same bytes as when rss was a number the caller filled in */
+    static const char health[] =
+        "{\"status\":\"healthy\",\"timestamp\":\"2023-11-14T22:13:20.123Z\","
+        "\"uptime\":1.5,\"isHub\":true,\"connections\":3,\"peers\":2,"
+        "\"hubs\":1,\"networks\":4,\"memory\":{\"rss\":123456789}}";
+    static const char stats[] =
+        "{\"isRunning\":true,\"isHub\":true,\"hubPeerId\":\"h1\",\"hubMeshNamespace\":\"ns\","
+        "\"connections\":3,\"peers\":2,\"hubs\":1,\"networks\":4,\"bootstrapHubs\":{\"total\":0,"
+        "\"connected\":0},\"maxConnections\":100,\"uptime\":1500,\"host\":\"0.0.0.0\","
+        "\"port\":3000}";
+    rss_calls = 0;
+    CHECK(strcmp(respond_body("/health", &info, out, sizeof out), health) == 0);
+    CHECK(rss_calls == 1);
+    /* answers that do not show memory do not read it */
+    CHECK(strcmp(respond_body("/stats", &info, out, sizeof out), stats) == 0);
+    CHECK(strcmp(respond_body("/", &info, out, sizeof out),
+                 "PeerPigeon WebSocket Signaling Server") == 0);
+    CHECK(strcmp(respond_body("/nope", &info, out, sizeof out), "Not Found\n") == 0);
+    CHECK(rss_calls == 1);
+    info.rss = NULL;
+    const char *b = respond_body("/health", &info, out, sizeof out);
+    static const char tail[] = ",\"memory\":{\"rss\":0}}";
+    CHECK(strlen(b) > sizeof tail && strcmp(b + strlen(b) - (sizeof tail - 1), tail) == 0);
+}
+
 int main(void)
 {
     test_rows();
@@ -532,5 +888,10 @@ int main(void)
     test_url_decode();
     test_write_response();
     test_status_text();
+    test_response_rows();
+    test_response_limits();
+    test_header_find();
+    test_content_length();
+    test_respond_rss();
     return t_done();
 }
