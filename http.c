@@ -1,8 +1,8 @@
-/* http.c - HTTP/1.1 for the signalling port. The request-head parser is a pure function that
- * returns views into the caller's buffer (picohttpparser's contract) and rejects a bad byte the
- * moment it arrives, so a client cannot make us wait for the rest of a head already known to
- * be invalid. Also: header, token-list and query lookups, percent-decoding, the response
- * writer. No allocation anywhere; bodies are the caller's business. */
+/* http.c - HTTP/1.1 for the signalling port. The request- and response-head parsers are pure
+ * functions that return views into the caller's buffer (picohttpparser's contract) and reject a
+ * bad byte the moment it arrives, so a peer cannot make us wait for the rest of a head already
+ * known to be invalid. Also: header, Content-Length, token-list and query lookups,
+ * percent-decoding, the response writer. No allocation; bodies are the caller's business. */
 #include "http.h"
 #include "json.h"
 

@@ -1,7 +1,8 @@
-/* http.c - HTTP/1.1 for the signalling port: a pure, zero-copy request-head parser (views into
- * the caller's buffer, picohttpparser's contract), helpers for headers and the query string,
- * the response writer, and the endpoints of PROTOCOL.md section 4. Bodies are not parsed:
- * the caller skips Content-Length bytes (chunked bodies are refused). */
+/* http.c - HTTP/1.1 for the signalling port: pure, zero-copy request- and response-head parsers
+ * (views into the caller's buffer, picohttpparser's contract), helpers for headers,
+ * Content-Length and the query string, the response writer, and the endpoints of PROTOCOL.md
+ * section 4. Bodies are not parsed: the caller skips Content-Length bytes (chunked bodies are
+ * refused). */
 #ifndef HTTP_H
 #define HTTP_H
 #include <stddef.h>

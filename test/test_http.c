@@ -1,7 +1,8 @@
-/* test_http.c - the request-head parser as table rows: every valid row is also fed as each of
- * its strict prefixes (all must be HTTP_INCOMPLETE) and with bytes after the head; every input
- * ends on a PROT_NONE guard page so an overread crashes. Then the size limits, the header,
- * token and query helpers, percent-decoding and the response writer. */
+/* test_http.c - the request- and response-head parsers as table rows: every valid row is also
+ * fed as each of its strict prefixes (all must be HTTP_INCOMPLETE) and with bytes after the
+ * head, every other row's prefixes must be HTTP_INCOMPLETE or its own verdict; every input ends
+ * on a PROT_NONE guard page so an overread crashes. Then the size limits, the header, token,
+ * Content-Length and query helpers, percent-decoding, the response writer and /health. */
 #include "http.h"
 #include "t.h"
 
