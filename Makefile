@@ -5,7 +5,7 @@ WARN = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -
 CFLAGS ?= -O2
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 VERSION = 0.1.0
-SRCS = peerpigeon.c peer.c hub.c dns.c ws.c http.c json.c
+SRCS = peerpigeon.c peer.c hub.c conn.c dns.c ws.c http.c json.c
 HDRS = $(wildcard *.h)
 UNITS = build/test_ws build/test_http build/test_json build/test_dns
 

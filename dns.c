@@ -253,7 +253,7 @@ int dns_hosts_lookup(const char *name, struct sockaddr_storage *out)
     return dns_hosts_lookup_in("/etc/hosts", name, out);
 }
 
-static void set_port(struct sockaddr_storage *sa, uint16_t port)
+void dns_set_port(struct sockaddr_storage *sa, uint16_t port)
 {
     if (sa->ss_family == AF_INET6)
         ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
@@ -280,7 +280,7 @@ int dns_nameserver_in(const char *path, struct sockaddr_storage *out)
         in->sin_family = AF_INET;
         in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     }
-    set_port(out, DNS_PORT);
+    dns_set_port(out, DNS_PORT);
     return rc;
 }
 
@@ -293,7 +293,7 @@ int dns_nameserver(struct sockaddr_storage *out)
         char *end;
         unsigned long port = strtoul(ps, &end, 10);
         if (*end || port == 0 || port > 65535 || *ps < '0' || *ps > '9') return -1;
-        set_port(out, (uint16_t)port);
+        dns_set_port(out, (uint16_t)port);
     }
     return rc;
 }

@@ -57,4 +57,6 @@ int dns_hosts_lookup_in(const char *path, const char *name, struct sockaddr_stor
  * is not 1-65535 returns -1 (with *out as for port 53). */
 int dns_nameserver(struct sockaddr_storage *out);
 int dns_nameserver_in(const char *path, struct sockaddr_storage *out);
+/* Set the port of an IPv4 or IPv6 address. */
+void dns_set_port(struct sockaddr_storage *sa, uint16_t port);
 #endif

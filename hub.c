@@ -7,10 +7,10 @@
  * with split horizon and state-based dedup, signals routed by where the target was learnt,
  * with a hop limit and a dedup window. TLS (wss://) is out of scope and reported as such. */
 #include "hub.h"
+#include "conn.h"
 #include "dns.h"
 #include "http.h"
 #include "peer.h"
-#include "peerpigeon.h"
 #include "ws.h"
 
 #include <arpa/inet.h>
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,10 +70,73 @@ static struct {
     uint64_t at;
 } tombs[TOMB_SLOTS];
 
-#define LIT(w, s) json_write_raw((w), s, sizeof s - 1)
-
 static char *out;
 static size_t out_cap;
+static struct hub_config conf;
+static int port_self; /* the port we listen on */
+
+static void hub_tick(void *arg);
+static void hub_on_connect(struct conn *c, void *owner);
+static int hub_on_handshake(struct conn *c, void *owner, const struct http_response *res);
+static void hub_on_open(struct conn *c, void *owner);
+static void hub_on_message(struct conn *c, void *owner, char *msg, size_t len);
+static void hub_on_close(struct conn *c, void *owner, const char *why);
+static void hub_on_dns(struct conn *c, void *owner, const uint8_t *buf, size_t len);
+static void hub_on_dns_close(struct conn *c, void *owner, const char *why);
+static void hub_local_announced(struct peer *p);
+static void hub_local_left(struct peer *p, const char *net, const char *reason);
+static void hub_peer_is_hub(struct peer *p);
+static void hub_peer_gone(struct peer *p);
+static void hub_remote_dropped(struct peer *r);
+static void hub_remote_revealed(struct peer *r);
+static void hub_relay_signal(struct conn *from, const char *type, size_t type_len,
+                             const char *from_id, const char *target, const char *net,
+                             size_t net_len, const struct json_val *data);
+static int hub_handle(struct conn *from, const char *type, size_t tl, const struct json_val *root);
+
+static const struct conn_handlers link_handlers = {
+    .connected = hub_on_connect,
+    .handshake = hub_on_handshake,
+    .open = hub_on_open,
+    .message = hub_on_message,
+    .closed = hub_on_close,
+};
+static const struct conn_handlers dns_handlers = {
+    .datagram = hub_on_dns,
+    .closed = hub_on_dns_close,
+};
+static const struct peer_hooks hooks = {
+    .announced = hub_local_announced,
+    .left = hub_local_left,
+    .hub_joined = hub_peer_is_hub,
+    .hub_gone = hub_peer_gone,
+    .remote_dropped = hub_remote_dropped,
+    .remote_revealed = hub_remote_revealed,
+    .relay = hub_relay_signal,
+    .handle = hub_handle,
+};
+
+/* The outbound link on connection c, or NULL (an inbound hub is a peer's connection). */
+static struct link *link_of(const struct conn *c)
+{
+    for (int i = 0; i < nlinks; i++)
+        if (links[i].c == c) return &links[i];
+    return NULL;
+}
+
+/* A relayed signal's hubHops: a whole number below the limit, else the limit (dropped): an
+ * overflowing, negative or fractional count must not reset it. */
+static unsigned hops_of(const struct json_val *v)
+{
+    unsigned n = 0;
+    if (v->type != JSON_NUMBER) return 0; /* absent in spirit: JS hubs may not send it */
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9') return HUB_MAX_HOPS;
+        n = n * 10 + (unsigned)(v->p[i] - '0');
+        if (n >= HUB_MAX_HOPS) return HUB_MAX_HOPS;
+    }
+    return n;
+}
 
 /* ---- URLs ---- */
 
@@ -133,22 +195,19 @@ static const char *parse_url(struct link *l, const char *s, size_t n)
     if (*p == '?') plen = 0;
     int n2 =
         snprintf(l->target, sizeof l->target, "%.*s%s%s%speerId=%s", (int)plen, plen ? path : "/",
-                 query ? query : "", query ? "" : "?", query && query[1] ? "&" : "", cfg.hub_id);
+                 query ? query : "", query ? "" : "?", query && query[1] ? "&" : "", conf.id);
     if (n2 < 0 || (size_t)n2 >= sizeof l->target) return "URL too long";
     return NULL;
 }
 
-const char *hub_init(void)
+const char *hub_init(const struct hub_config *cfg)
 {
     static char err[MAX_URL + 128];
-    out_cap = cfg.max_message_size + 8192;
+    conf = *cfg;
+    out_cap = cfg->max_message_size + 8192;
     out = malloc(out_cap);
     if (!out) return "out of memory";
-    if (!cfg.is_hub) {
-        if (cfg.bootstrap_hubs[0]) log_msg(LOG_WARN, "BOOTSTRAP_HUBS ignored: IS_HUB is off");
-        return NULL;
-    }
-    const char *s = cfg.bootstrap_hubs;
+    const char *s = conf.bootstrap;
     while (*s) {
         while (*s == ',' || *s == ' ')
             s++;
@@ -167,16 +226,25 @@ const char *hub_init(void)
                 return err;
             }
             if (l->unsupported)
-                log_msg(LOG_WARN, "bootstrap hub %s not dialled: %s", l->uri, l->unsupported);
+                conn_log(LOG_WARN, "bootstrap hub %s not dialled: %s", l->uri, l->unsupported);
             nlinks++;
         }
         s = e;
     }
+    peer_set_hooks(&hooks);
+    if (conn_on_tick(hub_tick, NULL)) return "no timer left";
     return NULL;
+}
+
+void hub_set_port(int port)
+{
+    port_self = port;
 }
 
 void hub_free(void)
 {
+    peer_set_hooks(NULL);
+    nlinks = ninbound = 0;
     free(out);
     out = NULL;
 }
@@ -188,17 +256,9 @@ static uint32_t backoff_ms(uint32_t attempt)
     uint32_t base = BACKOFF_MIN_MS << (attempt < 5 ? attempt : 5);
     if (base > BACKOFF_MAX_MS) base = BACKOFF_MAX_MS;
     uint32_t r;
-    getrandom(&r, sizeof r, 0);
+    conn_random(&r, sizeof r);
     uint32_t d = base * 3 / 4 + r % (base / 2 + 1); /* +-25% so hubs restarted together spread */
     return d > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d;
-}
-
-static void set_port(struct sockaddr_storage *sa, int port)
-{
-    if (sa->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
 }
 
 static socklen_t sa_len(const struct sockaddr_storage *sa)
@@ -222,13 +282,13 @@ static int resolve_now(const struct link *l, struct sockaddr_storage *sa)
     } else if (dns_hosts_lookup(l->host, sa)) {
         return -1;
     }
-    set_port(sa, l->port);
+    dns_set_port(sa, (uint16_t)l->port);
     return 0;
 }
 
 static int is_self(const struct sockaddr_storage *sa, int port)
 {
-    if (port != bound_port) return 0;
+    if (port != port_self) return 0;
     if (sa->ss_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
         return (a >> 24) == 127 || a == 0;
@@ -241,19 +301,19 @@ static int is_self(const struct sockaddr_storage *sa, int port)
 static void connect_to(struct link *l, const struct sockaddr_storage *sa)
 {
     if (is_self(sa, l->port)) {
-        log_msg(LOG_WARN, "bootstrap hub %s is this server: skipped", l->uri);
+        conn_log(LOG_WARN, "bootstrap hub %s is this server: skipped", l->uri);
         l->unsupported = "points at this server";
         return;
     }
     int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
     if (connect(fd, (const struct sockaddr *)sa, sa_len(sa)) < 0 && errno != EINPROGRESS) {
-        log_msg(LOG_DEBUG, "bootstrap hub %s: connect: %s", l->uri, strerror(errno));
+        conn_log(LOG_DEBUG, "bootstrap hub %s: connect: %s", l->uri, strerror(errno));
         close(fd);
         return;
     }
-    l->c = conn_dial(fd, l);
-    log_msg(LOG_DEBUG, "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
+    l->c = conn_dial(fd, &link_handlers, l, HUB_HANDSHAKE_MS);
+    conn_log(LOG_DEBUG, "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
 }
 
 /* Send (or resend) the query of type l->qtype with id l->qid. */
@@ -261,15 +321,14 @@ static int dns_send(struct link *l)
 {
     uint8_t q[DNS_MAX_QUERY];
     int n = dns_query_build(l->host, l->qid, l->qtype, q, sizeof q);
-    l->dns_sent = now_ms;
+    l->dns_sent = conn_now_ms();
     return n < 0 ? -1 : conn_udp_send(l->dns, q, (size_t)n);
 }
 
 static void dns_new_query(struct link *l, uint16_t qtype)
 {
     uint16_t id;
-    while (getrandom(&id, sizeof id, 0) != sizeof id) {
-    }
+    conn_random(&id, sizeof id);
     l->qid = id;
     l->qtype = qtype;
     l->dns_resent = 0;
@@ -282,32 +341,32 @@ static void dns_start(struct link *l)
 {
     struct sockaddr_storage ns;
     if (dns_nameserver(&ns) < 0) {
-        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: PP_DNS_PORT is not 1-65535", l->uri,
-                l->host);
+        conn_log(LOG_WARN, "bootstrap hub %s: cannot resolve %s: PP_DNS_PORT is not 1-65535",
+                 l->uri, l->host);
         return;
     }
     int fd = socket(ns.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        log_msg(LOG_WARN, "bootstrap hub %s: DNS socket: %s", l->uri, strerror(errno));
+        conn_log(LOG_WARN, "bootstrap hub %s: DNS socket: %s", l->uri, strerror(errno));
         return;
     }
     /* connected: the kernel drops datagrams from anyone but the nameserver */
     if (connect(fd, (struct sockaddr *)&ns, sa_len(&ns)) < 0) {
-        log_msg(LOG_WARN, "bootstrap hub %s: DNS server: %s", l->uri, strerror(errno));
+        conn_log(LOG_WARN, "bootstrap hub %s: DNS server: %s", l->uri, strerror(errno));
         close(fd);
         return;
     }
-    l->dns = conn_udp(fd, l);
+    l->dns = conn_udp(fd, &dns_handlers, l, DNS_TIMEOUT_MS);
     if (!l->dns) return;
-    log_msg(LOG_DEBUG, "bootstrap hub %s: resolving %s (attempt %u)", l->uri, l->host, l->attempt);
+    conn_log(LOG_DEBUG, "bootstrap hub %s: resolving %s (attempt %u)", l->uri, l->host, l->attempt);
     dns_new_query(l, DNS_QTYPE_A);
 }
 
 static void dial(struct link *l)
 {
     l->attempt++;
-    l->last_attempt = wall_ms();
-    l->next_try = now_ms + backoff_ms(l->attempt - 1);
+    l->last_attempt = conn_wall_ms();
+    l->next_try = conn_now_ms() + backoff_ms(l->attempt - 1);
     struct sockaddr_storage sa;
     if (resolve_now(l, &sa) == 0)
         connect_to(l, &sa);
@@ -331,16 +390,16 @@ static const char *dns_why(int rc)
     }
 }
 
-void hub_on_dns(struct conn *c, const uint8_t *buf, size_t len)
+static void hub_on_dns(struct conn *c, void *owner, const uint8_t *buf, size_t len)
 {
-    struct link *l = conn_hublink(c);
+    struct link *l = owner;
     if (!l || l->dns != c) return;
     struct sockaddr_storage sa;
     int rc = dns_answer_parse(buf, len, l->qid, l->qtype, l->host, &sa);
     if (rc == DNS_E_MALFORMED || rc == DNS_E_MISMATCH) {
         /* not the answer to our query (garbage, stale, spoofed): wait for the real one */
-        log_msg(LOG_DEBUG, "bootstrap hub %s: DNS datagram ignored (%s)", l->uri,
-                rc == DNS_E_MISMATCH ? "not our query" : "malformed");
+        conn_log(LOG_DEBUG, "bootstrap hub %s: DNS datagram ignored (%s)", l->uri,
+                 rc == DNS_E_MISMATCH ? "not our query" : "malformed");
         return;
     }
     if (rc == DNS_E_NODATA && l->qtype == DNS_QTYPE_A) {
@@ -350,38 +409,39 @@ void hub_on_dns(struct conn *c, const uint8_t *buf, size_t len)
     l->dns = NULL; /* so that hub_on_dns_close below knows the lookup is settled */
     conn_close(c, 0, "resolved");
     if (rc != DNS_OK) {
-        log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, dns_why(rc));
+        conn_log(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, dns_why(rc));
         return;
     }
-    set_port(&sa, l->port);
+    dns_set_port(&sa, (uint16_t)l->port);
     connect_to(l, &sa);
 }
 
-void hub_on_dns_close(struct conn *c, void *hublink, const char *why)
+static void hub_on_dns_close(struct conn *c, void *owner, const char *why)
 {
-    struct link *l = hublink;
+    struct link *l = owner;
     if (l->dns != c) return;
     l->dns = NULL;
-    log_msg(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, why);
+    conn_log(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, why);
 }
 
-void hub_tick(void)
+static void hub_tick(void *arg)
 {
+    (void)arg;
     for (int i = 0; i < nlinks; i++) {
         struct link *l = &links[i];
-        if (l->dns && !l->dns_resent && now_ms - l->dns_sent >= DNS_RETRY_MS) {
+        if (l->dns && !l->dns_resent && conn_now_ms() - l->dns_sent >= DNS_RETRY_MS) {
             l->dns_resent = 1; /* a lost datagram: one retry of the same query */
             if (dns_send(l)) conn_close(l->dns, 0, "cannot send the query");
         }
-        if (!l->unsupported && !l->c && !l->dns && now_ms >= l->next_try) dial(l);
+        if (!l->unsupported && !l->c && !l->dns && conn_now_ms() >= l->next_try) dial(l);
     }
 }
 
-void hub_on_connect(struct conn *c)
+static void hub_on_connect(struct conn *c, void *owner)
 {
-    struct link *l = conn_hublink(c);
+    struct link *l = owner;
     uint8_t nonce[16];
-    getrandom(nonce, sizeof nonce, 0);
+    conn_random(nonce, sizeof nonce);
     ws_base64_encode(nonce, sizeof nonce, l->key);
     char req[MAX_URL * 2 + 512];
     int ipv6 = strchr(l->host, ':') != NULL;
@@ -390,51 +450,34 @@ void hub_on_connect(struct conn *c)
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
                      l->target, ipv6 ? "[" : "", l->host, ipv6 ? "]" : "", l->port, l->key,
-                     cfg.auth_token[0] ? "Authorization: Bearer " : "", cfg.auth_token,
-                     cfg.auth_token[0] ? "\r\n" : "");
+                     conf.auth_token[0] ? "Authorization: Bearer " : "", conf.auth_token,
+                     conf.auth_token[0] ? "\r\n" : "");
     conn_send_raw(c, req, (size_t)n);
 }
 
 /* The 101 answer (RFC 6455 4.1): status 101, Upgrade: websocket, Connection: upgrade, the
  * accept value for our key, no extension or subprotocol we did not ask for. */
-int hub_on_handshake(struct conn *c, const char *head, size_t len)
+static int hub_on_handshake(struct conn *c, void *owner, const struct http_response *res)
 {
-    struct link *l = conn_hublink(c);
-    if (len < 12 || (memcmp(head, "HTTP/1.1 101", 12) && memcmp(head, "HTTP/1.0 101", 12))) {
-        log_msg(LOG_WARN, "bootstrap hub %s: no upgrade: %.*s", l->uri,
-                (int)(memchr(head, '\r', len) ? (const char *)memchr(head, '\r', len) - head : 0),
-                head);
+    struct link *l = owner;
+    (void)c;
+    if (res->status != 101) {
+        conn_log(LOG_WARN, "bootstrap hub %s: no upgrade: HTTP/1.%d %03d %.*s", l->uri,
+                 res->minor_version, res->status, (int)res->reason_len, res->reason);
         return -1;
     }
     char accept[29];
     ws_accept_key(l->key, strlen(l->key), accept);
-    int up = 0, conn = 0, acc = 0;
-    const char *p = memchr(head, '\n', len) + 1, *end = head + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol) break;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon) {
-            size_t nl = (size_t)(colon - p);
-            const char *v = colon + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            size_t vl = (size_t)(eol - v);
-            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
-                vl--;
-            if (nl == 7 && !strncasecmp(p, "upgrade", 7)) up = http_has_token(v, vl, "websocket");
-            if (nl == 10 && !strncasecmp(p, "connection", 10))
-                conn = http_has_token(v, vl, "upgrade");
-            if (nl == 20 && !strncasecmp(p, "sec-websocket-accept", 20))
-                acc = vl == 28 && !memcmp(v, accept, 28);
-            if ((nl == 24 && !strncasecmp(p, "sec-websocket-extensions", 24)) ||
-                (nl == 22 && !strncasecmp(p, "sec-websocket-protocol", 22)))
-                return -1;
-        }
-        p = eol + 1;
-    }
-    if (!up || !conn || !acc) {
-        log_msg(LOG_WARN, "bootstrap hub %s: bad handshake answer", l->uri);
+    const struct http_header *h = res->headers;
+    size_t n = res->num_headers;
+    const struct http_header *up = http_header_find(h, n, "upgrade");
+    const struct http_header *co = http_header_find(h, n, "connection");
+    const struct http_header *acc = http_header_find(h, n, "sec-websocket-accept");
+    if (!up || !http_has_token(up->value, up->value_len, "websocket") || !co ||
+        !http_has_token(co->value, co->value_len, "upgrade") || !acc || acc->value_len != 28 ||
+        memcmp(acc->value, accept, 28) || http_header_find(h, n, "sec-websocket-extensions") ||
+        http_header_find(h, n, "sec-websocket-protocol")) {
+        conn_log(LOG_WARN, "bootstrap hub %s: bad handshake answer", l->uri);
         return -1;
     }
     return 0;
@@ -451,31 +494,23 @@ static void to_hubs(struct conn *except, const char *msg, size_t len)
         if (inbound[i] != except) conn_send(inbound[i], msg, len);
 }
 
-static uint64_t id_hash(const char *id)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (int i = 0; i < PEER_ID_LEN; i++)
-        h = (h ^ (uint8_t)id[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static void tomb_put(const char *id, uint64_t seq)
 {
     if (!seq) return;
-    uint64_t h = id_hash(id);
+    uint64_t h = peer_hash(id, PEER_ID_LEN);
     size_t i = (size_t)(h % TOMB_SLOTS);
-    if (tombs[i].h == h && tombs[i].seq > seq && now_ms - tombs[i].at < TOMB_MS) return;
+    if (tombs[i].h == h && tombs[i].seq > seq && conn_now_ms() - tombs[i].at < TOMB_MS) return;
     tombs[i].h = h;
     tombs[i].seq = seq;
-    tombs[i].at = now_ms;
+    tombs[i].at = conn_now_ms();
 }
 
 /* The sequence of the last withdrawal of id still remembered, or 0. */
 static uint64_t tomb_get(const char *id)
 {
-    uint64_t h = id_hash(id);
+    uint64_t h = peer_hash(id, PEER_ID_LEN);
     size_t i = (size_t)(h % TOMB_SLOTS);
-    return tombs[i].h == h && now_ms - tombs[i].at < TOMB_MS ? tombs[i].seq : 0;
+    return tombs[i].h == h && conn_now_ms() - tombs[i].at < TOMB_MS ? tombs[i].seq : 0;
 }
 
 /* A message's originSeq, or 0. */
@@ -484,13 +519,6 @@ static uint64_t msg_seq(const struct json_val *root)
     struct json_val v;
     if (!json_get(root, "originSeq", &v) || v.type != JSON_NUMBER || *v.p == '-') return 0;
     return strtoull(v.p, NULL, 10);
-}
-
-static void write_end(struct json_writer *w)
-{
-    LIT(w, ",\"timestamp\":");
-    json_write_u64(w, wall_ms());
-    LIT(w, "}");
 }
 
 static void send_discovered(struct peer *p, void *arg)
@@ -508,59 +536,49 @@ static void flood_disconnected(struct conn *except, const char *id, const char *
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    LIT(&w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
-    json_write_raw(&w, id, PEER_ID_LEN);
-    LIT(&w, "\",\"isHub\":false,\"reason\":");
-    json_write_str(&w, reason, strlen(reason));
-    LIT(&w, "},\"networkName\":");
-    json_write_str(&w, net, nl);
-    LIT(&w, ",\"fromPeerId\":\"system\"");
-    if (seq) {
-        LIT(&w, ",\"originSeq\":");
-        json_write_u64(&w, seq);
-    }
-    write_end(&w);
+    peer_write_disconnected(&w, id, 0, reason, net, nl, NULL, seq);
     if (!w.overflow) to_hubs(except, w.p, w.len);
 }
 
-void hub_on_open(struct conn *c)
+static void hub_on_open(struct conn *c, void *owner)
 {
-    struct link *l = conn_hublink(c);
+    struct link *l = owner;
     l->open = 1;
     l->attempt = 0;
     l->peer_caches = 0;
-    log_msg(LOG_INFO, "bootstrap hub %s: connected", l->uri);
+    conn_log(LOG_INFO, "bootstrap hub %s: connected", l->uri);
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    LIT(&w, "{\"type\":\"announce\",\"networkName\":");
-    json_write_str(&w, cfg.hub_ns, strlen(cfg.hub_ns));
-    LIT(&w, ",\"data\":{\"isHub\":true,\"port\":");
-    json_write_u64(&w, (uint64_t)bound_port);
-    LIT(&w, ",\"host\":");
-    json_write_str(&w, cfg.host, strlen(cfg.host));
-    LIT(&w, ",\"capabilities\":[\"signaling\",\"relay\"],\"timestamp\":");
-    json_write_u64(&w, wall_ms());
-    LIT(&w, "}}");
+    JSON_LIT(&w, "{\"type\":\"announce\",\"networkName\":");
+    json_write_str(&w, conf.ns, strlen(conf.ns));
+    JSON_LIT(&w, ",\"data\":{\"isHub\":true,\"port\":");
+    json_write_u64(&w, (uint64_t)port_self);
+    JSON_LIT(&w, ",\"host\":");
+    json_write_str(&w, conf.host, strlen(conf.host));
+    JSON_LIT(&w, ",\"capabilities\":[\"signaling\",\"relay\"],\"timestamp\":");
+    json_write_u64(&w, conn_wall_ms());
+    JSON_LIT(&w, "}}");
     conn_send(c, w.p, w.len);
     conn_expect(c, peer_sync_bytes(NULL, 0));
     peer_each(send_discovered, c, 1);
 }
 
-void hub_on_close(struct conn *c, void *hublink)
+static void hub_on_close(struct conn *c, void *owner, const char *why)
 {
-    struct link *l = hublink;
-    if (l->open) log_msg(LOG_INFO, "bootstrap hub %s: disconnected", l->uri);
+    struct link *l = owner;
+    (void)why;
+    if (l->open) conn_log(LOG_INFO, "bootstrap hub %s: disconnected", l->uri);
     l->open = 0;
     l->c = NULL;
-    if (l->attempt == 0) l->next_try = now_ms + backoff_ms(0);
+    if (l->attempt == 0) l->next_try = conn_now_ms() + backoff_ms(0);
     peer_remote_drop_link(c);
 }
 
-void hub_peer_is_hub(struct peer *p)
+static void hub_peer_is_hub(struct peer *p)
 {
     struct conn *c = peer_conn(p);
     if (ninbound == MAX_INBOUND_HUBS) {
-        log_msg(LOG_WARN, "hub %.8s: too many inbound hubs; it gets no relays", peer_id(p));
+        conn_log(LOG_WARN, "hub %.8s: too many inbound hubs; it gets no relays", peer_id(p));
         return;
     }
     inbound[ninbound++] = c;
@@ -572,7 +590,7 @@ void hub_peer_is_hub(struct peer *p)
     peer_each(send_discovered, c, 1);
 }
 
-void hub_peer_gone(struct peer *p)
+static void hub_peer_gone(struct peer *p)
 {
     struct conn *c = peer_conn(p);
     for (int i = 0; i < ninbound; i++)
@@ -582,7 +600,7 @@ void hub_peer_gone(struct peer *p)
         }
 }
 
-void hub_local_announced(struct peer *p)
+static void hub_local_announced(struct peer *p)
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
@@ -590,15 +608,14 @@ void hub_local_announced(struct peer *p)
     if (!w.overflow) to_hubs(NULL, w.p, w.len);
 }
 
-void hub_local_left(struct peer *p, const char *net, const char *reason)
+static void hub_local_left(struct peer *p, const char *net, const char *reason)
 {
-    if (!cfg.is_hub) return;
     tomb_put(peer_id(p), peer_seq(p)); /* echoes of its announcement are stale from now on */
     flood_disconnected(NULL, peer_id(p), net, strlen(net), reason, peer_seq(p));
 }
 
 /* Flood a remote peer on to every other hub (split horizon: not back where it came from). */
-void hub_remote_revealed(struct peer *r)
+static void hub_remote_revealed(struct peer *r)
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
@@ -606,7 +623,7 @@ void hub_remote_revealed(struct peer *r)
     if (!w.overflow) to_hubs(peer_via(r), w.p, w.len);
 }
 
-void hub_remote_dropped(struct peer *r)
+static void hub_remote_dropped(struct peer *r)
 {
     const char *net = peer_network(r);
     flood_disconnected(peer_via(r), peer_id(r), net, strlen(net), "hub disconnected", peer_seq(r));
@@ -631,9 +648,9 @@ static int dedup(const char *type, size_t tl, const char *from, const char *targ
     h = fnv(h, target, PEER_ID_LEN);
     if (data) h = fnv(h, data->p, data->len);
     size_t i = (size_t)(h % DEDUP_SLOTS);
-    int dup = seen[i].h == h && now_ms - seen[i].at < DEDUP_WINDOW_MS;
+    int dup = seen[i].h == h && conn_now_ms() - seen[i].at < DEDUP_WINDOW_MS;
     seen[i].h = h;
-    seen[i].at = now_ms;
+    seen[i].at = conn_now_ms();
     return dup;
 }
 
@@ -653,28 +670,23 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
         to_hubs(from, w.p, w.len);
 }
 
-void hub_relay_signal(struct conn *from, const char *type, size_t type_len, const char *from_id,
-                      const char *target, const char *net, size_t net_len,
-                      const struct json_val *data)
+static void hub_relay_signal(struct conn *from, const char *type, size_t type_len,
+                             const char *from_id, const char *target, const char *net,
+                             size_t net_len, const struct json_val *data)
 {
     dedup(type, type_len, from_id, target, data); /* so that an echo from a hub is dropped */
     relay(from, type, type_len, from_id, target, net, net_len, data, 0);
 }
 
-static int is_type(const char *t, size_t tl, const char *s)
-{
-    return strlen(s) == tl && !memcmp(t, s, tl);
-}
-
-int hub_handle(struct conn *from, const char *type, size_t tl, const struct json_val *root)
+static int hub_handle(struct conn *from, const char *type, size_t tl, const struct json_val *root)
 {
     char id[PEER_ID_LEN + 1], net[MAX_NETWORK_NAME + 1];
     size_t nl;
     struct json_val data;
     int has_data = json_get(root, "data", &data);
-    if (is_type(type, tl, "peer-discovered")) {
+    if (peer_type_is(type, tl, "peer-discovered")) {
         if (!has_data || data.type != JSON_OBJECT || peer_msg_id(&data, "peerId", id) ||
-            peer_msg_network(root, net, &nl) || !strcmp(id, cfg.hub_id))
+            peer_msg_network(root, net, &nl) || !strcmp(id, conf.id))
             return 1;
         /* an announcement no newer than one withdrawn, or than the local peer's own (our
          * announcement coming back round a ring), is stale */
@@ -686,7 +698,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
             hub_remote_revealed(r);
             /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a
              * new peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
-            struct link *l = conn_hublink(from);
+            struct link *l = link_of(from);
             if (l && !l->peer_caches) {
                 conn_expect(from, peer_sync_bytes(net, nl));
                 peer_each_in(net, nl, send_discovered, from);
@@ -694,7 +706,7 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
         }
         return 1;
     }
-    if (is_type(type, tl, "peer-disconnected")) {
+    if (peer_type_is(type, tl, "peer-disconnected")) {
         /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
         if (has_data && data.type == JSON_OBJECT && !peer_msg_id(&data, "peerId", id)) {
             struct json_val rv;
@@ -714,21 +726,20 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
         }
         return 1;
     }
-    if (is_type(type, tl, "hub-info")) {
-        struct link *l = conn_hublink(from);
+    if (peer_type_is(type, tl, "hub-info")) {
+        struct link *l = link_of(from);
         if (l) l->peer_caches = 1;
         return 1;
     }
-    if (is_type(type, tl, "offer") || is_type(type, tl, "answer") ||
-        is_type(type, tl, "ice-candidate")) {
+    if (peer_type_is(type, tl, "offer") || peer_type_is(type, tl, "answer") ||
+        peer_type_is(type, tl, "ice-candidate")) {
         char target[PEER_ID_LEN + 1];
         struct json_val hv;
         unsigned hops = 0;
         if (peer_msg_id(root, "targetPeerId", target) || peer_msg_network(root, net, &nl)) return 1;
         if (peer_msg_id(root, "fromPeerId", id)) return 1; /* a hub must say who it is from */
-        if (!strcmp(target, cfg.hub_id)) return 1;         /* WebRTC to the hub itself: not ours */
-        if (json_get(root, "hubHops", &hv) && hv.type == JSON_NUMBER)
-            hops = (unsigned)strtoul(hv.p, NULL, 10);
+        if (!strcmp(target, conf.id)) return 1;            /* WebRTC to the hub itself: not ours */
+        if (json_get(root, "hubHops", &hv)) hops = hops_of(&hv);
         const struct json_val *dp = has_data ? &data : NULL;
         if (dedup(type, tl, id, target, dp)) return 1;
         if (peer_forward(type, tl, id, target, net, nl, dp) == 0)
@@ -740,17 +751,17 @@ int hub_handle(struct conn *from, const char *type, size_t tl, const struct json
 
 /* ---- outbound link messages ---- */
 
-void hub_on_message(struct conn *c, const char *msg, size_t len)
+static void hub_on_message(struct conn *c, void *owner, char *msg, size_t len)
 {
-    struct json_val root, tv;
+    struct json_val root;
     char type[MAX_TYPE_LEN + 1];
-    if (json_validate(msg, len) || json_value(msg, len, &root) || root.type != JSON_OBJECT ||
-        !json_get(&root, "type", &tv) || tv.type != JSON_STRING)
-        return;
-    long tl = json_str_unescape(&tv, type, sizeof type);
-    if (tl < 0) return;
-    if (!hub_handle(c, type, (size_t)tl, &root))
-        log_msg(LOG_DEBUG, "hub link: '%.*s' ignored", (int)tl, type);
+    size_t tl;
+    int long_type;
+    const char *err;
+    (void)owner;
+    if (peer_msg_parse(msg, len, &root, type, &tl, &long_type, &err) || long_type) return;
+    if (!hub_handle(c, type, tl, &root))
+        conn_log(LOG_DEBUG, "hub link: '%.*s' ignored", (int)tl, type);
 }
 
 /* ---- reporting ---- */
@@ -770,23 +781,23 @@ uint32_t hub_links_connected(void)
 
 void hub_write_bootstrap(struct json_writer *w)
 {
-    LIT(w, "[");
+    JSON_LIT(w, "[");
     for (int i = 0; i < nlinks; i++) {
         const struct link *l = &links[i];
-        if (i) LIT(w, ",");
-        LIT(w, "{\"uri\":");
+        if (i) JSON_LIT(w, ",");
+        JSON_LIT(w, "{\"uri\":");
         json_write_str(w, l->uri, strlen(l->uri));
-        LIT(w, ",\"connected\":");
+        JSON_LIT(w, ",\"connected\":");
         json_write_bool(w, l->open);
-        LIT(w, ",\"lastAttempt\":");
+        JSON_LIT(w, ",\"lastAttempt\":");
         json_write_u64(w, l->last_attempt);
-        LIT(w, ",\"attemptNumber\":");
+        JSON_LIT(w, ",\"attemptNumber\":");
         json_write_u64(w, l->attempt);
         if (l->unsupported) {
-            LIT(w, ",\"error\":");
+            JSON_LIT(w, ",\"error\":");
             json_write_str(w, l->unsupported, strlen(l->unsupported));
         }
-        LIT(w, "}");
+        JSON_LIT(w, "}");
     }
-    LIT(w, "]");
+    JSON_LIT(w, "]");
 }

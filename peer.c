@@ -3,20 +3,16 @@
  * fixed-size open-addressing tables sized from MAX_CONNECTIONS, with a per-process random hash
  * seed; a network holds its members as intrusive lists. Messages are built once into one
  * scratch buffer and queued; a fan-out builds the common text once and only the target differs.
- * Sockets are not touched here: peerpigeon.c queues, closes and frees. */
+ * Sockets are not touched here: the connection layer queues, closes and frees. */
 #include "peer.h"
-#include "hub.h"
-#include "peerpigeon.h"
+#include "conn.h"
 #include "ws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/uio.h>
 
-/* append a string literal */
-#define LIT(w, s) json_write_raw((w), s, sizeof s - 1)
 #define GLOBAL "global"
 #define GLOBAL_LEN 6
 #define SCRATCH_EXTRA 4096 /* envelope around a forwarded `data` */
@@ -58,8 +54,10 @@ struct table {
 };
 
 static uint64_t seed;
+static struct peer_config conf;
+static const struct peer_hooks *hooks; /* hub mode, or NULL */
 
-static uint32_t hash(const char *p, size_t n)
+uint64_t peer_hash(const char *p, size_t n)
 {
     uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
     while (n >= 8) {
@@ -76,7 +74,12 @@ static uint32_t hash(const char *p, size_t n)
     h ^= h >> 29;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 32;
-    return (uint32_t)h;
+    return h;
+}
+
+static uint32_t hash(const char *p, size_t n)
+{
+    return (uint32_t)peer_hash(p, n);
 }
 
 static int table_init(struct table *t, uint32_t max, const char *(*key)(const void *, size_t *))
@@ -161,15 +164,26 @@ static const char *net_key(const void *e, size_t *len)
 static struct table peers, remotes, networks;
 
 static void remote_free(struct peer *r, const char *reason);
+static void net_unlink(struct peer *p);
+static uint64_t peer_next_seq(void);
 static void remote_reveal(struct peer *r);
 static uint32_t nhubs, nnets_local;
 static char *out; /* message scratch: max message + envelope */
 static size_t out_cap;
 
-int peer_init(uint32_t max_connections)
+static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len);
+static void peer_on_close(struct conn *c, void *owner, const char *why);
+static const struct conn_handlers peer_handlers = {
+    .message = peer_on_message,
+    .closed = peer_on_close,
+};
+
+int peer_init(const struct peer_config *cfg)
 {
-    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = (uint64_t)(uintptr_t)&seed;
-    out_cap = cfg.max_message_size + SCRATCH_EXTRA + MAX_ANNOUNCE_DATA;
+    conf = *cfg;
+    uint32_t max_connections = cfg->max_connections;
+    conn_random(&seed, sizeof seed);
+    out_cap = cfg->max_message_size + SCRATCH_EXTRA + MAX_ANNOUNCE_DATA;
     out = malloc(out_cap);
     uint32_t nremote = max_connections * REMOTE_PER_CONN;
     if (!out || table_init(&peers, max_connections + 16, peer_key) ||
@@ -177,6 +191,37 @@ int peer_init(uint32_t max_connections)
         table_init(&networks, max_connections + nremote + 16, net_key))
         return -1;
     return 0;
+}
+
+void peer_set_hooks(const struct peer_hooks *h)
+{
+    hooks = h;
+}
+
+void peer_free(void)
+{
+    hooks = NULL; /* quietly: nobody is told of what goes now */
+    for (uint32_t i = 0; remotes.e && i <= remotes.mask;) {
+        struct peer *r = remotes.e[i];
+        if (r) {
+            table_del_at(&remotes, i);
+            if (r->net) net_unlink(r);
+            remote_free(r, NULL);
+        } else {
+            i++;
+        }
+    }
+    free(peers.e);
+    free(peers.h);
+    free(remotes.e);
+    free(remotes.h);
+    free(networks.e);
+    free(networks.h);
+    free(out);
+    memset(&peers, 0, sizeof peers);
+    memset(&remotes, 0, sizeof remotes);
+    memset(&networks, 0, sizeof networks);
+    out = NULL;
 }
 
 const char *peer_id(const struct peer *p)
@@ -194,11 +239,6 @@ int peer_has_hub_rights(const struct peer *p)
     return p->hub_rights;
 }
 
-int peer_is_hub(const struct peer *p)
-{
-    return p->is_hub;
-}
-
 const char *peer_network(const struct peer *p)
 {
     return p->net ? p->net->name : GLOBAL;
@@ -214,7 +254,7 @@ uint32_t peer_hub_count(void)
     return nhubs;
 }
 
-uint32_t network_count(void)
+uint32_t peer_network_count(void)
 {
     return nnets_local;
 }
@@ -274,11 +314,11 @@ static void net_unlink(struct peer *p)
 
 /* ---- building messages ---- */
 
-static void write_ts_end(struct json_writer *w)
+void peer_write_end(struct json_writer *w)
 {
-    LIT(w, ",\"timestamp\":");
-    json_write_u64(w, wall_ms());
-    LIT(w, "}");
+    JSON_LIT(w, ",\"timestamp\":");
+    json_write_u64(w, conn_wall_ms());
+    JSON_LIT(w, "}");
 }
 
 static void send_error(struct peer *p, const char *text)
@@ -286,9 +326,9 @@ static void send_error(struct peer *p, const char *text)
     struct json_writer w;
     char buf[1024];
     json_writer_init(&w, buf, sizeof buf);
-    LIT(&w, "{\"type\":\"error\",\"error\":");
+    JSON_LIT(&w, "{\"type\":\"error\",\"error\":");
     json_write_str(&w, text, strlen(text));
-    write_ts_end(&w);
+    peer_write_end(&w);
     if (!w.overflow) conn_send(p->conn, w.p, w.len);
 }
 
@@ -306,27 +346,27 @@ static void send_not_routed(struct peer *p, const char *type, size_t tl)
 size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target)
 {
     size_t at = 0;
-    LIT(w, "{\"type\":\"peer-discovered\",\"data\":{\"peerId\":\"");
+    JSON_LIT(w, "{\"type\":\"peer-discovered\",\"data\":{\"peerId\":\"");
     json_write_raw(w, p->id, PEER_ID_LEN);
     if (p->is_hub)
-        LIT(w, "\",\"isHub\":true");
+        JSON_LIT(w, "\",\"isHub\":true");
     else
-        LIT(w, "\",\"isHub\":false");
+        JSON_LIT(w, "\",\"isHub\":false");
     if (p->extra_len) json_write_raw(w, p->extra, p->extra_len);
-    LIT(w, "},\"networkName\":");
+    JSON_LIT(w, "},\"networkName\":");
     json_write_str(w, peer_network(p), p->net ? p->net->len : GLOBAL_LEN);
-    LIT(w, ",\"fromPeerId\":\"system\"");
+    JSON_LIT(w, ",\"fromPeerId\":\"system\"");
     if (!target && p->seq) { /* to hubs: which announcement this is (see hub.c, tombstones) */
-        LIT(w, ",\"originSeq\":");
+        JSON_LIT(w, ",\"originSeq\":");
         json_write_u64(w, p->seq);
     }
     if (target) {
-        LIT(w, ",\"targetPeerId\":\"");
+        JSON_LIT(w, ",\"targetPeerId\":\"");
         at = w->len;
         json_write_raw(w, target, PEER_ID_LEN);
-        LIT(w, "\"");
+        JSON_LIT(w, "\"");
     }
-    write_ts_end(w);
+    peer_write_end(w);
     return at;
 }
 
@@ -355,25 +395,41 @@ static void announce_to_network(struct peer *p)
     if (!w.overflow) fan_out(p->net, p, w.p, w.len, at);
 }
 
+size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub,
+                               const char *reason, const char *net, size_t net_len,
+                               const char *target, uint64_t seq)
+{
+    size_t at = 0;
+    JSON_LIT(w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
+    json_write_raw(w, id, PEER_ID_LEN);
+    if (is_hub)
+        JSON_LIT(w, "\",\"isHub\":true");
+    else
+        JSON_LIT(w, "\",\"isHub\":false");
+    JSON_LIT(w, ",\"reason\":");
+    json_write_str(w, reason, strlen(reason));
+    JSON_LIT(w, "},\"networkName\":");
+    json_write_str(w, net, net_len);
+    JSON_LIT(w, ",\"fromPeerId\":\"system\"");
+    if (target) {
+        JSON_LIT(w, ",\"targetPeerId\":\"");
+        at = w->len;
+        json_write_raw(w, target, PEER_ID_LEN);
+        JSON_LIT(w, "\"");
+    } else if (seq) {
+        JSON_LIT(w, ",\"originSeq\":");
+        json_write_u64(w, seq);
+    }
+    peer_write_end(w);
+    return at;
+}
+
 static void disconnected_to_network(struct network *n, const struct peer *p, const char *reason)
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    LIT(&w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
-    json_write_raw(&w, p->id, PEER_ID_LEN);
-    if (p->is_hub)
-        LIT(&w, "\",\"isHub\":true");
-    else
-        LIT(&w, "\",\"isHub\":false");
-    LIT(&w, ",\"reason\":");
-    json_write_str(&w, reason, strlen(reason));
-    LIT(&w, "},\"networkName\":");
-    json_write_str(&w, n->name, n->len);
-    LIT(&w, ",\"fromPeerId\":\"system\",\"targetPeerId\":\"");
-    size_t at = w.len;
-    json_write_raw(&w, p->id, PEER_ID_LEN); /* placeholder */
-    LIT(&w, "\"");
-    write_ts_end(&w);
+    /* the target is a placeholder: fan_out puts each member's id there */
+    size_t at = peer_write_disconnected(&w, p->id, p->is_hub, reason, n->name, n->len, p->id, 0);
     if (!w.overflow) fan_out(n, p, w.p, w.len, at);
 }
 
@@ -389,7 +445,7 @@ static void leave_network(struct peer *p, const char *reason)
     if (p->is_hub && !p->remote) nhubs--;
     struct network *still = table_find(&networks, name, strlen(name));
     if (still) disconnected_to_network(still, p, reason);
-    if (!p->remote && !p->is_hub) hub_local_left(p, name, reason);
+    if (!p->remote && !p->is_hub && hooks) hooks->left(p, name, reason);
 }
 
 /* Copy an announce `data` object's members except peerId and isHub as `,"k":v...`. */
@@ -459,7 +515,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
     struct json_val ih;
     int is_hub = (has_data && data.type == JSON_OBJECT && json_get(&data, "isHub", &ih) &&
                   ih.type == JSON_TRUE) ||
-                 (nl == strlen(cfg.hub_ns) && !memcmp(name, cfg.hub_ns, nl));
+                 (nl == strlen(conf.hub_ns) && !memcmp(name, conf.hub_ns, nl));
     if (set_extra(p, has_data ? &data : NULL)) {
         send_error(p, "announce: data too large");
         return;
@@ -477,10 +533,10 @@ static void on_announce(struct peer *p, const struct json_val *root)
     } else if (is_hub != p->is_hub) {
         nhubs += is_hub ? 1 : (uint32_t)-1;
         /* other hubs knew it as a client: withdraw that, hubs are not flooded */
-        if (is_hub && cfg.is_hub) hub_local_left(p, p->net->name, "became a hub");
+        if (is_hub && hooks) hooks->left(p, p->net->name, "became a hub");
     }
     p->is_hub = (uint8_t)is_hub;
-    p->registered_at = wall_ms();
+    p->registered_at = conn_wall_ms();
     p->seq = peer_next_seq();
     announce_to_network(p);
     conn_expect(p->conn, (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
@@ -488,12 +544,12 @@ static void on_announce(struct peer *p, const struct json_val *root)
         if (q != p) send_discovered_to(p, q);
     for (struct peer *q = p->net->remote; q; q = q->next)
         send_discovered_to(p, q);
-    if (cfg.is_hub) {
+    if (hooks) {
         if (is_hub && !p->hub_rights) {
             p->hub_rights = 1;
-            hub_peer_is_hub(p);
+            hooks->hub_joined(p);
         } else if (!is_hub) {
-            hub_local_announced(p);
+            hooks->announced(p);
         }
     }
 }
@@ -502,23 +558,23 @@ void peer_write_signal(struct json_writer *w, const char *type, size_t type_len,
                        const char *target, const char *net, size_t net_len,
                        const struct json_val *data, int hops)
 {
-    LIT(w, "{\"type\":");
+    JSON_LIT(w, "{\"type\":");
     json_write_str(w, type, type_len);
     if (data) {
-        LIT(w, ",\"data\":");
+        JSON_LIT(w, ",\"data\":");
         json_write_raw(w, data->p, data->len);
     }
-    LIT(w, ",\"fromPeerId\":\"");
+    JSON_LIT(w, ",\"fromPeerId\":\"");
     json_write_raw(w, from, PEER_ID_LEN);
-    LIT(w, "\",\"targetPeerId\":\"");
+    JSON_LIT(w, "\",\"targetPeerId\":\"");
     json_write_raw(w, target, PEER_ID_LEN);
-    LIT(w, "\",\"networkName\":");
+    JSON_LIT(w, "\",\"networkName\":");
     json_write_str(w, net, net_len);
     if (hops >= 0) {
-        LIT(w, ",\"hubHops\":");
+        JSON_LIT(w, ",\"hubHops\":");
         json_write_u64(w, (uint64_t)hops);
     }
-    write_ts_end(w);
+    peer_write_end(w);
 }
 
 int peer_forward(const char *type, size_t type_len, const char *from, const char *target,
@@ -536,11 +592,11 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
     return 1;
 }
 
-uint64_t peer_next_seq(void)
+static uint64_t peer_next_seq(void)
 {
     /* wall-clock based so that a restarted hub's announcements still count as newer */
     static uint64_t last;
-    uint64_t s = wall_ms() << 10;
+    uint64_t s = conn_wall_ms() << 10;
     last = s > last ? s : last + 1;
     return last;
 }
@@ -548,11 +604,6 @@ uint64_t peer_next_seq(void)
 uint64_t peer_seq(const struct peer *p)
 {
     return p->seq;
-}
-
-void peer_set_seq(struct peer *p, uint64_t seq)
-{
-    p->seq = seq;
 }
 
 int peer_id_valid(const char *s, size_t n)
@@ -593,11 +644,11 @@ static void on_signal(struct peer *p, const char *type, size_t tl, const struct 
     struct json_val data;
     const struct json_val *dp = json_get(root, "data", &data) ? &data : NULL;
     int r = peer_forward(type, tl, p->id, target, name, nl, dp);
-    if (r == 0 && cfg.is_hub)
-        hub_relay_signal(p->conn, type, tl, p->id, target, name, nl, dp);
+    if (r == 0 && hooks)
+        hooks->relay(p->conn, type, tl, p->id, target, name, nl, dp);
     else if (r <= 0)
-        log_msg(LOG_DEBUG, "%.8s: %.*s for %.8s dropped: %s", p->id, (int)tl, type, target,
-                r ? "other network" : "not connected");
+        conn_log(LOG_DEBUG, "%.8s: %.*s for %.8s dropped: %s", p->id, (int)tl, type, target,
+                 r ? "other network" : "not connected");
 }
 
 static void on_goodbye(struct peer *p)
@@ -606,70 +657,88 @@ static void on_goodbye(struct peer *p)
     if (!n) return;
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    LIT(&w, "{\"type\":\"goodbye\",\"fromPeerId\":\"");
+    JSON_LIT(&w, "{\"type\":\"goodbye\",\"fromPeerId\":\"");
     json_write_raw(&w, p->id, PEER_ID_LEN);
-    LIT(&w, "\",\"networkName\":");
+    JSON_LIT(&w, "\",\"networkName\":");
     json_write_str(&w, n->name, n->len);
-    write_ts_end(&w);
+    peer_write_end(&w);
     if (w.overflow) return;
     for (struct peer *q = n->local; q; q = q->next)
         if (q != p) conn_send(q->conn, w.p, w.len);
     leave_network(p, "goodbye");
 }
 
-static int type_is(const char *t, size_t tl, const char *s)
+int peer_type_is(const char *t, size_t tl, const char *s)
 {
     return strlen(s) == tl && !memcmp(t, s, tl);
 }
 
-void peer_on_message(struct peer *p, const char *msg, size_t len)
+int peer_msg_parse(const char *msg, size_t len, struct json_val *root, char type[MAX_TYPE_LEN + 1],
+                   size_t *type_len, int *long_type, const char **err)
 {
-    struct json_val root, tv;
-    char type[MAX_TYPE_LEN + 1];
+    struct json_val tv;
+    *long_type = 0;
     if (json_validate(msg, len)) {
-        send_error(p, "Invalid message: not valid JSON (or nested deeper than 32 levels)");
-        return;
+        *err = "Invalid message: not valid JSON (or nested deeper than 32 levels)";
+        return -1;
     }
-    if (json_value(msg, len, &root) || root.type != JSON_OBJECT) {
-        send_error(p, "Invalid message: expected a JSON object");
-        return;
+    if (json_value(msg, len, root) || root->type != JSON_OBJECT) {
+        *err = "Invalid message: expected a JSON object";
+        return -1;
     }
-    if (!json_get(&root, "type", &tv) || tv.type != JSON_STRING) {
-        send_error(p, "Invalid message: missing string 'type'");
-        return;
+    if (!json_get(root, "type", &tv) || tv.type != JSON_STRING) {
+        *err = "Invalid message: missing string 'type'";
+        return -1;
     }
-    long tl = json_str_unescape(&tv, type, sizeof type);
+    long tl = json_str_unescape(&tv, type, MAX_TYPE_LEN + 1);
     if (tl < 0) {
-        /* too long for any routed type: only the error names it, by its first bytes of raw
+        /* too long for any routed type: only an error names it, by its first bytes of raw
          * JSON text, cut at a UTF-8 character boundary (the buffer holds nothing usable) */
-        size_t raw = tv.len - 2, n = raw < sizeof type - 1 ? raw : sizeof type - 1;
+        size_t raw = tv.len - 2, n = raw < MAX_TYPE_LEN ? raw : MAX_TYPE_LEN;
         if (n < raw)
             while (n && ((unsigned char)tv.p[1 + n] & 0xC0) == 0x80)
                 n--;
         memcpy(type, tv.p + 1, n);
         type[n] = 0;
         tl = (long)n;
+        *long_type = 1;
     }
-    p->last_activity = wall_ms();
-    size_t t = (size_t)tl;
-    if (p->hub_rights && hub_handle(p->conn, type, t, &root)) return;
-    if (type_is(type, t, "announce")) {
+    *type_len = (size_t)tl;
+    return 0;
+}
+
+static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len)
+{
+    struct peer *p = owner;
+    struct json_val root;
+    char type[MAX_TYPE_LEN + 1];
+    size_t t;
+    int long_type;
+    const char *err;
+    (void)c;
+    if (peer_msg_parse(msg, len, &root, type, &t, &long_type, &err)) {
+        send_error(p, err);
+        return;
+    }
+    p->last_activity = conn_wall_ms();
+    if (p->hub_rights && hooks && hooks->handle(p->conn, type, t, &root)) return;
+    if (peer_type_is(type, t, "announce")) {
         on_announce(p, &root);
-    } else if (type_is(type, t, "offer") || type_is(type, t, "answer") ||
-               type_is(type, t, "ice-candidate")) {
+    } else if (peer_type_is(type, t, "offer") || peer_type_is(type, t, "answer") ||
+               peer_type_is(type, t, "ice-candidate")) {
         on_signal(p, type, t, &root);
-    } else if (type_is(type, t, "ping")) {
+    } else if (peer_type_is(type, t, "ping")) {
         char buf[192];
-        uint64_t ts = wall_ms();
+        uint64_t ts = conn_wall_ms();
         int n =
             snprintf(buf, sizeof buf,
                      "{\"type\":\"pong\",\"data\":{\"timestamp\":%llu},\"fromPeerId\":\"system\","
                      "\"targetPeerId\":\"%s\",\"timestamp\":%llu}",
                      (unsigned long long)ts, p->id, (unsigned long long)ts);
         conn_send(p->conn, buf, (size_t)n);
-    } else if (type_is(type, t, "goodbye")) {
+    } else if (peer_type_is(type, t, "goodbye")) {
         on_goodbye(p);
-    } else if (type_is(type, t, "cleanup") || type_is(type, t, "peer-discovered")) {
+    } else if (peer_type_is(type, t, "cleanup") || peer_type_is(type, t, "peer-discovered")) {
         /* cleanup: accepted, no reply; peer-discovered from a client: ignored (JS) */
     } else {
         send_not_routed(p, type, t);
@@ -685,7 +754,7 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
         /* a connection dropped in this batch (EOF, slow reader) stays registered until the loop
          * reaps it, and conn_close would not take it out now: no second entry for its id */
         if (!conn_is_open(old->conn) ||
-            now_ms - conn_last_heard(old->conn) < cfg.ping_interval_ms) {
+            conn_now_ms() - conn_last_heard(old->conn) < conf.ping_interval_ms) {
             *reason = "Peer already connected";
             return NULL;
         }
@@ -699,12 +768,13 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
     }
     memcpy(p->id, id, PEER_ID_LEN);
     p->conn = c;
-    p->connected_at = p->last_activity = wall_ms();
+    p->connected_at = p->last_activity = conn_wall_ms();
     if (table_add(&peers, p)) {
         free(p);
         *reason = "Maximum connections reached";
         return NULL;
     }
+    conn_set_owner(c, &peer_handlers, p);
     /* A peer known from another hub now connects here (it moved, and its old connection may
      * still be open there): forget the remote entry quietly, so that the old hub's later
      * peer-disconnected does not report this live local peer gone. */
@@ -717,12 +787,14 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
     return p;
 }
 
-void peer_on_close(struct peer *p, const char *reason)
+static void peer_on_close(struct conn *c, void *owner, const char *reason)
 {
+    struct peer *p = owner;
+    (void)c;
     leave_network(p, reason);
     table_del(&peers, p);
     if (p->hub_rights) {
-        hub_peer_gone(p);
+        if (hooks) hooks->hub_gone(p);
         peer_remote_drop_link(p->conn);
     }
     struct peer *r = table_find(&remotes, p->id, PEER_ID_LEN);
@@ -734,32 +806,32 @@ void peer_on_close(struct peer *p, const char *reason)
 void peer_write_hubs(struct json_writer *w)
 {
     int first = 1;
-    LIT(w, "[");
+    JSON_LIT(w, "[");
     for (uint32_t i = 0, n = 0; i <= peers.mask; i++) {
         const struct peer *p = peers.e[i];
         if (!p || !p->is_hub || !p->net) continue;
         /* anyone can announce as a hub: list at most HUBS_LISTED, and stop while an entry
          * (announce data is at most MAX_ANNOUNCE_DATA) still surely fits */
         if (n++ == HUBS_LISTED || w->cap - w->len < 2 * MAX_ANNOUNCE_DATA + 1024) break;
-        if (!first) LIT(w, ",");
+        if (!first) JSON_LIT(w, ",");
         first = 0;
-        LIT(w, "{\"peerId\":\"");
+        JSON_LIT(w, "{\"peerId\":\"");
         json_write_raw(w, p->id, PEER_ID_LEN);
-        LIT(w, "\",\"registeredAt\":");
+        JSON_LIT(w, "\",\"registeredAt\":");
         json_write_u64(w, p->registered_at);
-        LIT(w, ",\"lastActivity\":");
+        JSON_LIT(w, ",\"lastActivity\":");
         json_write_u64(w, p->last_activity);
-        LIT(w, ",\"networkName\":");
+        JSON_LIT(w, ",\"networkName\":");
         json_write_str(w, p->net->name, p->net->len);
-        LIT(w, ",\"data\":{\"peerId\":\"");
+        JSON_LIT(w, ",\"data\":{\"peerId\":\"");
         json_write_raw(w, p->id, PEER_ID_LEN);
-        LIT(w, "\",\"isHub\":true");
+        JSON_LIT(w, "\",\"isHub\":true");
         json_write_raw(w, p->extra, p->extra_len);
-        LIT(w, "},\"connectedAt\":");
+        JSON_LIT(w, "},\"connectedAt\":");
         json_write_u64(w, p->connected_at);
-        LIT(w, "}");
+        JSON_LIT(w, "}");
     }
-    LIT(w, "]");
+    JSON_LIT(w, "]");
 }
 
 void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote)
@@ -821,7 +893,7 @@ struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, 
     r->remote = 1;
     r->conn = via;
     r->seq = seq;
-    r->connected_at = r->registered_at = r->last_activity = wall_ms();
+    r->connected_at = r->registered_at = r->last_activity = conn_wall_ms();
     if (peer_find(id)) {
         /* it is connected here too: its old connection, maybe half-open, after it moved to
          * another hub. Keep the entry hidden; when the local one goes, the network learns where
@@ -843,7 +915,7 @@ struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, 
         }
         free(r->extra);
         free(r);
-        log_msg(LOG_WARN, "remote peer %.8s not kept: limit reached", id);
+        conn_log(LOG_WARN, "remote peer %.8s not kept: limit reached", id);
         return NULL;
     }
     net_link(n, r);
@@ -872,7 +944,7 @@ static void remote_reveal(struct peer *r)
     r->shadow_net = NULL;
     net_link(n, r);
     announce_to_network(r);
-    hub_remote_revealed(r);
+    if (hooks) hooks->remote_revealed(r);
 }
 
 int peer_remote_remove(const char *id, const char *reason)
@@ -890,7 +962,7 @@ void peer_remote_drop_link(struct conn *via)
         struct peer *r = remotes.e[i];
         if (r && r->conn == via) {
             table_del_at(&remotes, i); /* a later entry may shift into i: look again */
-            if (!r->shadow_net) hub_remote_dropped(r);
+            if (!r->shadow_net && hooks) hooks->remote_dropped(r);
             remote_free(r, "hub disconnected");
         } else {
             i++;

@@ -2,44 +2,73 @@
  * open-addressing hash tables of peers (by id) and networks (by name), networks as intrusive
  * lists, announce / offer / answer / ice-candidate / ping / goodbye / cleanup, and
  * peer-disconnected on every way a peer leaves. Fan-out messages are serialised once. Peers
- * learnt from other hubs (hub.c) live here too, marked remote, in their own table. */
+ * learnt from other hubs live here too, marked remote, in their own table.
+ *
+ * It sits on the connection layer (conn.h): a peer owns its connection through conn_set_owner
+ * and hears of its messages and its end through a handler table. Hub mode reaches it only
+ * through the hooks that hub.c installs (peer_set_hooks); without them it is a plain server. */
 #ifndef PEER_H
 #define PEER_H
 #include <stddef.h>
 #include <stdint.h>
 #include "json.h"
-#include "peerpigeon.h"
+
+#define PEER_ID_LEN 40
+#define MAX_NETWORK_NAME 256    /* bytes of a decoded networkName; longer -> error */
+#define MAX_ANNOUNCE_DATA 16384 /* bytes of announce `data` kept per peer; more -> error */
+#define MAX_TYPE_LEN 63         /* bytes of a message type we act on; longer ones are unknown */
+#define MAX_REASON_LEN 63       /* bytes of a peer-disconnected reason relayed between hubs */
 
 struct conn;
 struct peer;
 
-/* Size the tables from max_connections; returns 0, or -1 when out of memory. */
-int peer_init(uint32_t max_connections);
+struct peer_config {
+    uint32_t max_connections;  /* sizes the tables */
+    size_t max_message_size;   /* sizes the message scratch */
+    uint32_t ping_interval_ms; /* an old connection heard from within it keeps its id */
+    const char *hub_ns;        /* announcing into it makes a peer a hub */
+};
+
+/* Size the tables; 0, or -1 when out of memory. */
+int peer_init(const struct peer_config *cfg);
+void peer_free(void); /* every peer must be gone */
+
+/* What hub mode is told (hub.c installs them; NULL = not a hub). */
+struct peer_hooks {
+    void (*announced)(struct peer *p); /* a local client announced */
+    void (*left)(struct peer *p, const char *net, const char *reason); /* ...left net */
+    void (*hub_joined)(struct peer *p);      /* an inbound connection announced as a hub */
+    void (*hub_gone)(struct peer *p);        /* ...and went */
+    void (*remote_dropped)(struct peer *r);  /* a remote peer dropped with its link */
+    void (*remote_revealed)(struct peer *r); /* a remote peer hidden by a local one is visible */
+    /* a signal for a target that is not local */
+    void (*relay)(struct conn *from, const char *type, size_t type_len, const char *from_id,
+                  const char *target, const char *net, size_t net_len, const struct json_val *data);
+    /* a message with hub rights; 1 if handled */
+    int (*handle)(struct conn *from, const char *type, size_t type_len,
+                  const struct json_val *root);
+};
+void peer_set_hooks(const struct peer_hooks *h);
 
 /* A WebSocket connection was upgraded with query peerId `id` (already checked: 40 hex).
- * Applies the connection limit and the duplicate rule (which may close the old connection).
- * Returns the new peer, or NULL with *reason set (the caller closes with 1008). */
+ * Applies the duplicate rule (which may close the old connection). Returns the new peer, which
+ * now owns c (its messages and its end go to peer.c), or NULL with *reason set (the caller
+ * closes with 1008). */
 struct peer *peer_open(struct conn *c, const char *id, const char **reason);
-
-/* A complete text or binary message from the peer's connection. msg is writable scratch. */
-void peer_on_message(struct peer *p, const char *msg, size_t len);
-
-/* The connection is going (close frame, reset, timeout, replaced, error): tell the network,
- * forget and free the peer. Called exactly once, by the loop. */
-void peer_on_close(struct peer *p, const char *reason);
 
 const char *peer_id(const struct peer *p);
 struct conn *peer_conn(const struct peer *p);
 int peer_has_hub_rights(const struct peer *p);
 
 /* Counts for /health and /stats. */
-uint32_t peer_count(void);     /* connected peers */
-uint32_t peer_hub_count(void); /* connected peers that announced as hubs */
-uint32_t network_count(void);  /* non-empty networks */
+uint32_t peer_count(void);         /* connected peers */
+uint32_t peer_hub_count(void);     /* connected peers that announced as hubs */
+uint32_t peer_network_count(void); /* networks with a connected peer */
 /* The JSON array of /hubs. */
 void peer_write_hubs(struct json_writer *w);
 
-/* For hub.c. Messages built by hub.c use these to reach local peers. */
+/* ---- for hub.c ---- */
+
 struct peer *peer_find(const char *id);
 /* A peer of another hub, learnt over link `via`: remember it and tell the local peers of its
  * network. Returns the new entry (the caller floods it on), or NULL if known, local, a hub, or
@@ -48,28 +77,41 @@ struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, 
                              const struct json_val *data, uint64_t seq);
 /* Drop a remote peer (it left); tells local peers. Returns 1 if it was known. */
 int peer_remote_remove(const char *id, const char *reason);
-/* Drop every remote peer learnt over `via` (the link went down); hub_remote_dropped is told of
- * each. */
+/* Drop every remote peer learnt over `via` (the link went down); the remote_dropped hook is told
+ * of each. */
 void peer_remote_drop_link(struct conn *via);
-/* A remote peer, or NULL. */
-struct peer *peer_remote_find(const char *id);
-/* The link a remote peer was learnt from, or NULL. */
-struct conn *peer_remote_link(const char *id);
+struct peer *peer_remote_find(const char *id); /* a visible remote peer, or NULL */
+struct conn *peer_remote_link(const char *id); /* the link a remote peer came over, or NULL */
 /* Forward a signal (offer/answer/ice-candidate) to a local target if its network is net:
  * returns 1 if delivered, 0 if the target is not connected here, -1 if it is but in another
  * network. data may be NULL (no data key). */
 int peer_forward(const char *type, size_t type_len, const char *from, const char *target,
                  const char *net, size_t net_len, const struct json_val *data);
-/* Write a signal as delivered: {type, data (verbatim), fromPeerId, targetPeerId, networkName,
- * hubHops (when hops >= 0), timestamp}. */
-void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
-                       const char *target, const char *net, size_t net_len,
-                       const struct json_val *data, int hops);
-/* Announcement sequence numbers (hub mode): each local announce gets a new one, increasing
- * across restarts; remote entries keep the one their origin gave. */
-uint64_t peer_next_seq(void);
+/* Announcement sequence (hub mode): each local announce gets a new one, increasing across
+ * restarts; remote entries keep the one their origin gave. */
 uint64_t peer_seq(const struct peer *p);
-void peer_set_seq(struct peer *p, uint64_t seq);
+const char *peer_network(const struct peer *p); /* "global" if it never announced */
+/* Call fn for each announced client peer (not hubs): local ones, then (if remote) those learnt
+ * from hubs; e.g. to sync a new link. */
+void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote);
+/* The same for the client peers of one network. */
+void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg),
+                  void *arg);
+/* About how many bytes of peer-discovered peer_each (net NULL) or peer_each_in(net) sends. */
+size_t peer_sync_bytes(const char *net, size_t net_len);
+struct conn *peer_via(const struct peer *p); /* the link a remote peer came over; NULL if local */
+/* A seeded hash of s[0..n) (this process's seed: not predictable from outside). */
+uint64_t peer_hash(const char *s, size_t n);
+
+/* ---- messages ---- */
+
+/* The preamble of every message: valid JSON, an object, a string "type". 0 with *root and
+ * type[0..*type_len) (NUL-terminated; a type too long to act on is cut to its first bytes and
+ * *long_type set), or -1 with *err saying what is wrong. */
+int peer_msg_parse(const char *msg, size_t len, struct json_val *root, char type[MAX_TYPE_LEN + 1],
+                   size_t *type_len, int *long_type, const char **err);
+/* 1 if type[0..tl) is s. */
+int peer_type_is(const char *type, size_t tl, const char *s);
 /* 1 if s[0..n) is a peer id: 40 hex digits. */
 int peer_id_valid(const char *s, size_t n);
 /* The peer id in string member `key` of obj into id: 0, or -1 if absent or not 40 hex. */
@@ -77,20 +119,19 @@ int peer_msg_id(const struct json_val *obj, const char *key, char id[PEER_ID_LEN
 /* A message's networkName (decoded, NUL-terminated) or "global" if absent or null: 0, or -1 if
  * it is not a string of 1..MAX_NETWORK_NAME bytes without NUL. */
 int peer_msg_network(const struct json_val *root, char *name, size_t *len);
-/* Network name of a peer ("global" if it never announced). */
-const char *peer_network(const struct peer *p);
-int peer_is_hub(const struct peer *p);
-/* Call fn for each announced client peer (not hubs): local ones, then (if remote) those learnt
- * from hubs; e.g. to sync a new link. */
-void peer_each(void (*fn)(struct peer *p, void *arg), void *arg, int remote);
-/* About how many bytes of peer-discovered peer_each (net NULL) or peer_each_in(net) sends. */
-size_t peer_sync_bytes(const char *net, size_t net_len);
-/* The same for the client peers of one network. */
-void peer_each_in(const char *net, size_t net_len, void (*fn)(struct peer *p, void *arg),
-                  void *arg);
-/* The link a remote peer came over (NULL for local peers). */
-struct conn *peer_via(const struct peer *p);
-/* Write the whole peer-discovered message about p (to target, or without targetPeerId when
- * NULL). Returns the offset of the target id in the output (0 when none). */
+/* `,"timestamp":<now>}`: the end of every message we build. */
+void peer_write_end(struct json_writer *w);
+/* Write a signal as delivered: {type, data (verbatim), fromPeerId, targetPeerId, networkName,
+ * hubHops (when hops >= 0), timestamp}. */
+void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
+                       const char *target, const char *net, size_t net_len,
+                       const struct json_val *data, int hops);
+/* Write the whole peer-discovered message about p (to target, or without targetPeerId and with
+ * originSeq when NULL). Returns the offset of the target id in the output (0 when none). */
 size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target);
+/* Write a peer-disconnected about peer id of net: to `target` (its offset returned), or to hubs
+ * (target NULL: with originSeq when seq is not 0). */
+size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub,
+                               const char *reason, const char *net, size_t net_len,
+                               const char *target, uint64_t seq);
 #endif

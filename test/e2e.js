@@ -7,8 +7,9 @@ const fs = require('fs');
 const crypto = require('crypto');
 const {
   check, eq, run, startServer, client, joined, request, raw, rawWs, frame, parseFrames, UPGRADE,
-  randomId, sleep, WebSocket,
+  randomId, sleep, WebSocket, runToExit, BIN,
 } = require('./lib');
+const { spawn } = require('child_process');
 
 // ---- helpers ----
 
@@ -294,6 +295,80 @@ test('HTTP malformed 400, 431, 413', async () => {
   // a body within limits is skipped, and the next request on the socket is answered
   ({ r, res } = await rawHttp(S, 'GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /nope HTTP/1.1\r\nHost: x\r\n\r\n', 2));
   eq(res.map((x) => x.status), [200, 404], 'small body skipped, next request answered');
+});
+
+test('HTTP smuggling shapes -> 400 (as the JS server)', async () => {
+  for (const [what, text] of [
+    // 2^64 + 3: read as 3 when the bound was checked after the multiply
+    ['Content-Length past 2^64', 'GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551619\r\n\r\nabc'],
+    ['two different Content-Lengths', 'GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello'],
+    ['bare LF line ends', 'GET /health HTTP/1.1\nHost: x\n\n'],
+    ['bare LF after the request line', 'GET /health HTTP/1.1\nHost: x\r\n\r\n'],
+  ]) {
+    const { r, res } = await rawHttp(S, text);
+    eq(res.length && res[0].status, 400, `${what} -> 400`);
+    check(await r.closed(), `${what}: closed after the 400`);
+  }
+  const { res } = await rawHttp(S, 'GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhiGET /nope HTTP/1.1\r\nHost: x\r\n\r\n', 2);
+  eq(res.map((x) => x.status), [200, 404], 'the same Content-Length twice is one length (RFC 9110 8.6)');
+});
+
+test('AUTH_TOKEN with control characters is refused at start (header injection)', async () => {
+  for (const tok of ['abc\r\nX-Injected: 1', 'tab\there', 'del\x7f']) {
+    const r = await runToExit({ AUTH_TOKEN: tok, IS_HUB: 'true', BOOTSTRAP_HUBS: 'ws://127.0.0.1:9' });
+    eq(r.code, 2, `AUTH_TOKEN ${JSON.stringify(tok)}: exit 2`);
+    check(/AUTH_TOKEN/.test(r.log) && /control characters/.test(r.log), `AUTH_TOKEN ${JSON.stringify(tok)}: says why`, r.log);
+  }
+});
+
+// CPU ticks (user + system) of a process, from /proc/PID/stat
+function cpuTicks(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return +rest[11] + +rest[12];
+}
+
+test('out of descriptors with none in reserve: the loop does not spin', async () => {
+  // find the tightest fd limit at which the server still listens but has no spare descriptor
+  let srv = null;
+  for (let lim = 4; lim <= 16 && !srv; lim++) {
+    const s = await new Promise((resolve) => {
+      const proc = spawn('sh', ['-c', `ulimit -n ${lim} && exec "$0"`, BIN], {
+        env: { ...process.env, PORT: '0', HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let log = '';
+      const done = (v) => { clearTimeout(t); resolve(v); };
+      const t = setTimeout(() => { proc.kill('SIGKILL'); done(null); }, 3000);
+      proc.stderr.on('data', (d) => {
+        log += d;
+        const m = /ready: port (\d+)/.exec(log);
+        if (m) setTimeout(() => done({ proc, port: +m[1], get log() { return log; }, tight: /no spare file descriptor/.test(log) }), 300);
+      });
+      proc.on('exit', () => done(null));
+    });
+    if (s && !s.tight) { s.proc.kill('SIGKILL'); break; } // roomier from here on: nothing to find
+    srv = s;
+  }
+  if (!check(srv, 'a limit leaves the server listening with no spare descriptor')) return;
+  const net = require('net');
+  const socks = [];
+  for (let i = 0; i < 3; i++) {
+    const k = net.connect(srv.port, '127.0.0.1');
+    k.on('error', () => {});
+    k.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    socks.push(k);
+  }
+  await sleep(300);
+  const t0 = cpuTicks(srv.proc.pid);
+  await sleep(1000);
+  const used = cpuTicks(srv.proc.pid) - t0;
+  check(used < 30, 'EMFILE with no reserve fd: under 30% of a core while newcomers wait', used);
+  check(/not accepting until one is free/.test(srv.log), 'the pause is logged', srv.log.slice(-500));
+  for (const k of socks) k.destroy();
+  const exit = new Promise((r) => srv.proc.on('exit', (code) => r(code)));
+  srv.proc.kill('SIGTERM');
+  eq(await exit, 0, 'exits 0 on SIGTERM after it');
+  check(!/Sanitizer|runtime error/.test(srv.log), 'sanitizer-clean', srv.log.slice(-2000));
 });
 
 test('keep-alive, pipelining, HTTP/1.0 close', async () => {

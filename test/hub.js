@@ -123,16 +123,7 @@ async function exactlyOne(c, type, id, what, ms = 2000) {
 
 const closeAll = async (...cs) => { for (const c of cs) if (c && c.ws.readyState <= 1) await c.close(); };
 
-// Run the binary with env and wait for it to exit; { code, log }.
-function runToExit(env, ms = 5000) {
-  return new Promise((resolve) => {
-    const p = spawn(lib.BIN, [], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    p.stderr.on('data', (d) => { log += d; });
-    const t = setTimeout(() => p.kill('SIGKILL'), ms);
-    p.on('exit', (code, sig) => { clearTimeout(t); resolve({ code, sig, log }); });
-  });
-}
+const runToExit = lib.runToExit;
 
 // ---- fake bootstrap targets ------------------------------------------------------------------
 // kind: 'silent' accepts and never writes; 'garbage' answers a 200 with a body and closes.

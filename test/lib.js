@@ -91,6 +91,18 @@ function startServer(env = {}, args = [], bin = BIN) {
   });
 }
 
+// Run the binary with env and wait for it to exit; { code, sig, log }. sh: a shell prefix
+// (e.g. 'ulimit -n 8;') run before exec'ing the binary.
+function runToExit(env, ms = 5000, bin = BIN) {
+  return new Promise((resolve) => {
+    const p = spawn(bin, [], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    p.stderr.on('data', (d) => { log += d; });
+    const t = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.on('exit', (code, sig) => { clearTimeout(t); resolve({ code, sig, log }); });
+  });
+}
+
 function randomId() {
   return crypto.randomBytes(20).toString('hex');
 }
@@ -266,6 +278,6 @@ async function getJson(srv, path) {
 
 module.exports = {
   check, eq, run, startServer, client, joined, request, raw, rawWs, frame, parseFrames, UPGRADE,
-  randomId, sleep, waitFor, freePort, getJson, WebSocket, BIN, DEPS,
+  randomId, sleep, waitFor, freePort, getJson, WebSocket, BIN, DEPS, runToExit,
   get counts() { return { passed, failed }; },
 };

@@ -1,0 +1,908 @@
+/* conn.c - the connection layer (see conn.h). Every socket is non-blocking and level-triggered;
+ * reads go to one shared scratch buffer and only a partial frame or head is kept per
+ * connection; writes are queued per connection and flushed once per loop turn (one send for
+ * everything queued). Connections are freed only at the end of an epoll batch, after their
+ * owners were told. Frames are parsed by ws.c, answer heads by http.c. */
+#include "conn.h"
+#include "http.h"
+#include "ws.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EPOLL_BATCH 256
+#define READS_PER_TURN 8 /* recv calls per readable connection per turn (fairness) */
+#define SCRATCH_SIZE 65536
+#define BUF_MIN 512 /* smallest per-connection buffer; grows by doubling */
+#ifndef WBUF_BASE
+#define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
+#endif
+#define HTTP_IDLE_MS 10000  /* an HTTP connection silent this long is closed */
+#define CLOSE_GRACE_MS 2000 /* after our close frame / last answer, wait this long for EOF */
+#define MAX_TICKS 4
+
+static struct conn_config conf;
+static uint64_t now;
+
+/* ---- clock and logging ---- */
+
+uint64_t conn_now_ms(void)
+{
+    return now;
+}
+
+uint64_t conn_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void conn_set_log_level(int level)
+{
+    conf.log_level = level;
+}
+
+void conn_log(int level, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    if (level > conf.log_level) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "peerpigeon %s: %s\n", names[level], line);
+}
+
+/* xorshift64*, for when the OS gives no randomness (and for masking keys, which need no
+ * secrecy beyond what RFC 6455 10.3 asks: unpredictable to the page, not to the world) */
+static uint64_t xs_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t fallback_seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)getpid() << 48 ^
+                 (uint64_t)(uintptr_t)&ts;
+    return s ? s : 0x9e3779b97f4a7c15ull;
+}
+
+void conn_random(void *p, size_t n)
+{
+    static uint64_t fb;
+    uint8_t *o = p;
+    size_t got = 0;
+    for (int tries = 0; got < n && tries < 3; tries++) {
+        ssize_t r = getrandom(o + got, n - got, GRND_NONBLOCK);
+        if (r > 0) got += (size_t)r;
+    }
+    if (got == n) return;
+    if (!fb) {
+        fb = fallback_seed();
+        conn_log(LOG_WARN, "getrandom failed: using a clock-seeded generator");
+    }
+    for (; got < n; got++)
+        o[got] = (uint8_t)(xs_next(&fb) >> 56);
+}
+
+/* ---- buffers: allocated when data is pending, kept while the connection is busy (an empty
+ * one is freed at the next tick), sized to what is pending: a fan-out to 20,000 peers costs
+ * 20,000 small buffers for one turn, not 20,000 big ones ---- */
+
+struct buf {
+    uint8_t *p;
+    uint32_t off, len, cap; /* data is p[off..len) */
+};
+
+static size_t freed_bytes; /* since the last tick: glibc is asked to give back big releases */
+
+static void buf_free(struct buf *b)
+{
+    freed_bytes += b->cap;
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* Make room for `extra` more bytes, never growing past `max` in all. -1 if it cannot. */
+static int buf_reserve(struct buf *b, size_t extra, size_t max)
+{
+    if (b->off && b->off == b->len) b->off = b->len = 0;
+    if ((size_t)b->cap - b->len >= extra) return 0;
+    size_t used = b->len - b->off;
+    if (used + extra > max) return -1;
+    if (b->off && (size_t)b->cap - used >= extra) {
+        memmove(b->p, b->p + b->off, used);
+        b->off = 0;
+        b->len = (uint32_t)used;
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : BUF_MIN;
+    while (cap - used < extra)
+        cap *= 2;
+    if (cap > max + BUF_MIN) cap = max + BUF_MIN;
+    uint8_t *np = malloc(cap);
+    if (!np) return -1;
+    if (used) memcpy(np, b->p + b->off, used);
+    buf_free(b);
+    b->p = np;
+    b->len = (uint32_t)used;
+    b->cap = (uint32_t)cap;
+    return 0;
+}
+
+static void buf_put(struct buf *b, const void *p, size_t n)
+{
+    memcpy(b->p + b->len, p, n);
+    b->len += (uint32_t)n;
+}
+
+/* ---- connections ---- */
+
+enum { K_LISTEN, K_HTTP, K_WS, K_DIAL, K_UDP };
+enum { S_OPEN, S_CLOSING, S_DEAD };
+
+struct conn {
+    int fd;
+    uint8_t kind;
+    uint8_t state;
+    uint8_t dirty;       /* on the dirty list: output to flush this turn */
+    uint8_t want_out;    /* EPOLLOUT registered */
+    uint8_t shut;        /* shutdown(SHUT_WR) done */
+    uint8_t handshake;   /* K_DIAL: 0 connecting, 1 waiting for 101, 2 open */
+    uint8_t counted;     /* counts in ws_open */
+    uint8_t told;        /* the owner was told it is over */
+    uint8_t paused;      /* K_LISTEN: out of descriptors, not polled until the next tick */
+    uint32_t burst;      /* extra queue allowance (conn_expect) until the queue drains */
+    uint32_t timeout_ms; /* K_DIAL: handshake, K_UDP: lifetime */
+    struct ws_reader wr;
+    struct buf rbuf, wbuf, msg;
+    uint64_t last_heard, last_ping, since;
+    struct conn *next_dirty, *next_dead;
+    const char *why; /* why it died (S_DEAD) */
+    const struct conn_handlers *h;
+    void *owner;
+};
+
+static struct conn **conns; /* by fd */
+static int conns_cap;
+static int conns_top; /* highest fd in use + 1 */
+static int epfd = -1;
+static struct conn *dirty_head, *dead_head;
+static uint32_t ws_open; /* open accepted WebSocket connections */
+static uint8_t scratch[SCRATCH_SIZE];
+static int reserve_fd = -1;
+static struct {
+    void (*fn)(void *);
+    void *arg;
+} ticks[MAX_TICKS];
+static int nticks;
+
+static void conn_gone(struct conn *c, const char *why);
+static void flush_dirty(void);
+
+int conn_init(const struct conn_config *cfg)
+{
+    conf = *cfg;
+    now = mono_ms();
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    conns_cap = rl.rlim_cur > 4000000 ? 4000000 : (int)rl.rlim_cur;
+    conns = calloc((size_t)conns_cap, sizeof *conns);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    return conns && epfd >= 0 ? 0 : -1;
+}
+
+int conn_fd_limit(void)
+{
+    return conns_cap;
+}
+
+int conn_on_tick(void (*fn)(void *arg), void *arg)
+{
+    if (nticks == MAX_TICKS) return -1;
+    ticks[nticks].fn = fn;
+    ticks[nticks++].arg = arg;
+    return 0;
+}
+
+/* The queue cap: fixed, plus what the owner announced it is about to queue in one go (a
+ * discovery list of a big network, a hub sync) until the queue drains. */
+static size_t wbuf_max(const struct conn *c)
+{
+    return WBUF_BASE + 2 * conf.max_message_size + c->burst;
+}
+
+void conn_expect(struct conn *c, size_t bytes)
+{
+    /* the largest burst, not the sum and not counting what is queued: a client that never reads
+     * runs into the cap at its second burst */
+    if (bytes > UINT32_MAX) bytes = UINT32_MAX;
+    if (bytes > c->burst) c->burst = (uint32_t)bytes;
+}
+
+static size_t rbuf_max(const struct conn *c)
+{
+    if (c->kind == K_HTTP || (c->kind == K_DIAL && c->handshake < 2))
+        return HTTP_MAX_HEAD + HTTP_MAX_BODY;
+    return conf.max_message_size + WS_MAX_HEADER;
+}
+
+static void conn_set_events(struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    c->want_out = (events & EPOLLOUT) != 0;
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static struct conn *conn_new(int fd, int kind, uint32_t events)
+{
+    if (fd >= conns_cap) {
+        close(fd);
+        return NULL;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->kind = (uint8_t)kind;
+    c->since = c->last_heard = c->last_ping = now;
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    conns[fd] = c;
+    if (fd >= conns_top) conns_top = fd + 1;
+    return c;
+}
+
+static void mark_dirty(struct conn *c)
+{
+    if (c->dirty) return;
+    c->dirty = 1;
+    c->next_dirty = dirty_head;
+    dirty_head = c;
+}
+
+void conn_set_owner(struct conn *c, const struct conn_handlers *h, void *owner)
+{
+    c->h = h;
+    c->owner = owner;
+}
+
+void *conn_owner(const struct conn *c)
+{
+    return c->owner;
+}
+
+int conn_is_open(const struct conn *c)
+{
+    return c->state == S_OPEN;
+}
+
+uint64_t conn_last_heard(const struct conn *c)
+{
+    return c->last_heard;
+}
+
+uint32_t conn_ws_count(void)
+{
+    return ws_open;
+}
+
+void conn_accept_ws(struct conn *c)
+{
+    c->kind = K_WS;
+    c->last_heard = c->last_ping = now;
+    c->counted = 1;
+    ws_open++;
+}
+
+/* A client frame's masking key (RFC 6455 5.3): seeded from the OS once, so that hub links do
+ * not pay a syscall per message. */
+static void mask_key(uint8_t out[4])
+{
+    static uint64_t s;
+    while (!s)
+        conn_random(&s, sizeof s);
+    uint32_t v = (uint32_t)(xs_next(&s) >> 32);
+    memcpy(out, &v, 4);
+}
+
+/* Queue a frame: header (masked when we are the client) + the parts. */
+static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    if (buf_reserve(&c->wbuf, len + WS_MAX_HEADER, wbuf_max(c))) {
+        conn_log(LOG_WARN, "fd %d: output queue over %zu bytes: slow reader cut off", c->fd,
+                 wbuf_max(c));
+        conn_gone(c, "slow reader");
+        return -1;
+    }
+    uint8_t hdr[WS_MAX_HEADER], mask[4];
+    int client = c->kind == K_DIAL;
+    if (client) mask_key(mask);
+    size_t hl = ws_frame_header(hdr, op, 1, len, client ? mask : NULL);
+    buf_put(&c->wbuf, hdr, hl);
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        uint8_t *dst = c->wbuf.p + c->wbuf.len;
+        buf_put(&c->wbuf, iov[i].iov_base, iov[i].iov_len);
+        if (client) ws_mask(dst, iov[i].iov_len, mask, off);
+        off += iov[i].iov_len;
+    }
+    mark_dirty(c);
+    return 0;
+}
+
+int conn_send_iov(struct conn *c, const struct iovec *iov, int n)
+{
+    if (c->state != S_OPEN) return -1;
+    return conn_queue_frame(c, WS_OP_TEXT, iov, n);
+}
+
+int conn_send(struct conn *c, const char *msg, size_t len)
+{
+    struct iovec iov = {(void *)msg, len};
+    return conn_send_iov(c, &iov, 1);
+}
+
+int conn_send_raw(struct conn *c, const void *p, size_t len)
+{
+    if (c->state != S_OPEN) return -1;
+    if (buf_reserve(&c->wbuf, len, wbuf_max(c))) {
+        conn_gone(c, "slow reader");
+        return -1;
+    }
+    buf_put(&c->wbuf, p, len);
+    mark_dirty(c);
+    return 0;
+}
+
+/* Tell the owner once that this connection is over. */
+static void conn_detach(struct conn *c, const char *why)
+{
+    if (c->counted) {
+        c->counted = 0;
+        ws_open--;
+    }
+    if (c->told) return;
+    c->told = 1;
+    const struct conn_handlers *h = c->h;
+    void *owner = c->owner;
+    c->h = NULL;
+    c->owner = NULL;
+    if (h && h->closed) h->closed(c, owner, why);
+    /* the buffers stay: a caller up the stack may still be reading them; conn_readable drops
+     * rbuf once the connection is no longer open, the rest goes with the connection */
+}
+
+static void conn_end(struct conn *c, uint16_t code, const char *reason, const char *why)
+{
+    if (c->state != S_OPEN) return;
+    conn_detach(c, why);
+    if (c->kind == K_UDP) { /* nothing to say goodbye with */
+        conn_gone(c, why);
+        return;
+    }
+    c->state = S_CLOSING;
+    c->since = now;
+    if (c->kind == K_WS || (c->kind == K_DIAL && c->handshake == 2)) {
+        uint8_t body[2 + WS_MAX_CONTROL];
+        size_t rl = strlen(reason);
+        if (rl > WS_MAX_CONTROL - 2) rl = WS_MAX_CONTROL - 2;
+        body[0] = (uint8_t)(code >> 8);
+        body[1] = (uint8_t)code;
+        memcpy(body + 2, reason, rl);
+        struct iovec iov = {body, rl + 2};
+        conn_queue_frame(c, WS_OP_CLOSE, &iov, 1);
+    }
+    mark_dirty(c);
+}
+
+void conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+    conn_end(c, code, reason, reason);
+}
+
+/* Immediate end (EOF, reset, slow reader): no close frame. The owner is told at the end of the
+ * batch (conn_reap), not here: this may be called from inside an owner's walk over its
+ * connections (a fan-out to a network), which must not see members vanish under it. */
+static void conn_gone(struct conn *c, const char *why)
+{
+    if (c->state == S_DEAD) return;
+    c->state = S_DEAD;
+    c->why = why;
+    c->next_dead = dead_head;
+    dead_head = c;
+}
+
+/* Tell the owners of dead connections (which may queue messages, and so cut off more slow
+ * readers), flush, repeat until nothing new died, then free them all. */
+static void conn_reap(void)
+{
+    for (;;) {
+        int told = 0;
+        flush_dirty();
+        for (struct conn *c = dead_head; c; c = c->next_dead)
+            if (!c->told || c->counted) {
+                conn_detach(c, c->why);
+                told = 1;
+            }
+        if (!told) break;
+    }
+    while (dead_head) {
+        struct conn *c = dead_head;
+        dead_head = c->next_dead;
+        conns[c->fd] = NULL;
+        close(c->fd);
+        buf_free(&c->rbuf);
+        buf_free(&c->wbuf);
+        buf_free(&c->msg);
+        free(c);
+    }
+}
+
+static void conn_flush(struct conn *c)
+{
+    while (c->wbuf.off < c->wbuf.len) {
+        ssize_t n = send(c->fd, c->wbuf.p + c->wbuf.off, c->wbuf.len - c->wbuf.off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->wbuf.off += (uint32_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c->want_out) conn_set_events(c, EPOLLIN | EPOLLOUT);
+            return;
+        } else {
+            conn_gone(c, "write error");
+            return;
+        }
+    }
+    /* keep the memory until a tick passes with nothing queued: a busy connection reuses it
+     * (freeing per flush made the heap grow and shrink every loop turn) */
+    c->wbuf.off = c->wbuf.len = 0;
+    c->burst = 0;
+    if (c->want_out) conn_set_events(c, EPOLLIN);
+    if (c->state == S_CLOSING && !c->shut) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut = 1;
+    }
+}
+
+static void flush_dirty(void)
+{
+    while (dirty_head) {
+        struct conn *c = dirty_head;
+        dirty_head = c->next_dirty;
+        c->dirty = 0;
+        if (c->state != S_DEAD) conn_flush(c);
+    }
+}
+
+/* ---- WebSocket frames (both sides) ---- */
+
+static void ws_dispatch(struct conn *c, uint8_t *msg, size_t len)
+{
+    if (c->h && c->h->message) c->h->message(c, c->owner, (char *)msg, len);
+}
+
+static void ws_control(struct conn *c, const struct ws_frame *f, uint8_t *pl)
+{
+    if (f->opcode == WS_OP_PING) {
+        struct iovec iov = {pl, (size_t)f->payload_len};
+        conn_queue_frame(c, WS_OP_PONG, &iov, 1);
+    } else if (f->opcode == WS_OP_CLOSE) {
+        /* RFC 6455 5.5.1: answer with the same code; no code given -> empty close */
+        char reason[WS_MAX_CONTROL + 1] = "disconnected";
+        uint16_t code = WS_CLOSE_NORMAL;
+        if (f->payload_len >= 2) {
+            code = (uint16_t)(pl[0] << 8 | pl[1]);
+            if (f->payload_len > 2) {
+                memcpy(reason, pl + 2, f->payload_len - 2);
+                reason[f->payload_len - 2] = 0;
+            }
+        }
+        int empty = f->payload_len == 0;
+        conn_detach(c, reason);
+        c->state = S_CLOSING;
+        c->since = now;
+        uint8_t body[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+        struct iovec iov = {body, empty ? 0 : 2};
+        conn_queue_frame(c, WS_OP_CLOSE, &iov, 1);
+    }
+}
+
+static size_t ws_process(struct conn *c, uint8_t *p, size_t n)
+{
+    size_t used = 0;
+    while (c->state == S_OPEN) {
+        struct ws_frame f;
+        uint16_t code = 0;
+        const char *reason = "";
+        int h = ws_frame_parse(p + used, n - used, c->kind == K_WS, conf.max_message_size, &f,
+                               &code, &reason);
+        if (h == WS_INCOMPLETE) break;
+        if (h == WS_ERROR) {
+            conn_log(LOG_DEBUG, "fd %d: frame refused: %u %s", c->fd, code, reason);
+            conn_end(c, code, reason, "protocol error");
+            return n;
+        }
+        if (n - used - (size_t)h < f.payload_len) break;
+        uint8_t *pl = p + used + h;
+        if (f.masked) ws_mask(pl, (size_t)f.payload_len, f.mask, 0);
+        used += (size_t)h + (size_t)f.payload_len;
+        c->last_heard = now;
+        int r = ws_reader_frame(&c->wr, &f, pl, conf.max_message_size, &code, &reason);
+        if (r == WS_ERROR) {
+            conn_end(c, code, reason, "protocol error");
+            return n;
+        }
+        if (r == WS_R_CONTROL) {
+            ws_control(c, &f, pl);
+        } else if (r == WS_R_MORE || c->msg.p) {
+            if (buf_reserve(&c->msg, (size_t)f.payload_len, conf.max_message_size)) {
+                conn_end(c, WS_CLOSE_TOO_BIG, "message too big", "protocol error");
+                return n;
+            }
+            buf_put(&c->msg, pl, (size_t)f.payload_len);
+            if (r == WS_R_MESSAGE) {
+                ws_dispatch(c, c->msg.p + c->msg.off, c->msg.len - c->msg.off);
+                buf_free(&c->msg);
+            }
+        } else {
+            ws_dispatch(c, pl, (size_t)f.payload_len);
+        }
+    }
+    return used;
+}
+
+/* ---- HTTP, server side: the owner parses; after an upgrade the rest is frames ---- */
+
+static size_t http_process(struct conn *c, uint8_t *p, size_t n)
+{
+    size_t used = c->h && c->h->data ? c->h->data(c, c->owner, (const char *)p, n) : n;
+    if (used > n) used = n;
+    if (used) c->last_heard = now;
+    if (c->kind == K_WS && c->state == S_OPEN) used += ws_process(c, p + used, n - used);
+    return c->state == S_OPEN ? used : n;
+}
+
+/* ---- outbound connections: the client side of the handshake ---- */
+
+struct conn *conn_dial(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms)
+{
+    struct conn *c = conn_new(fd, K_DIAL, EPOLLIN | EPOLLOUT);
+    if (!c) return NULL;
+    c->want_out = 1;
+    c->h = h;
+    c->owner = owner;
+    c->timeout_ms = timeout_ms;
+    return c;
+}
+
+static size_t dial_process(struct conn *c, uint8_t *p, size_t n)
+{
+    if (c->handshake == 2) return ws_process(c, p, n);
+    struct http_response res;
+    int r = http_parse_response((const char *)p, n, &res);
+    if (r == HTTP_INCOMPLETE) return 0;
+    if (r < 0 || !c->h || !c->h->handshake || c->h->handshake(c, c->owner, &res) < 0) {
+        conn_gone(c, "bad handshake answer");
+        return n;
+    }
+    c->handshake = 2;
+    c->last_heard = c->last_ping = now;
+    if (c->h && c->h->open) c->h->open(c, c->owner);
+    return (size_t)r + ws_process(c, p + r, n - (size_t)r);
+}
+
+static void dial_writable(struct conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        conn_log(LOG_DEBUG, "fd %d: connect failed: %s", c->fd, strerror(err));
+        conn_gone(c, "connect failed");
+        return;
+    }
+    c->handshake = 1;
+    conn_set_events(c, EPOLLIN);
+    if (c->h && c->h->connected) c->h->connected(c, c->owner);
+}
+
+/* ---- UDP: a connected socket, one datagram = one answer ---- */
+
+struct conn *conn_udp(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms)
+{
+    struct conn *c = conn_new(fd, K_UDP, EPOLLIN);
+    if (!c) return NULL;
+    c->h = h;
+    c->owner = owner;
+    c->timeout_ms = timeout_ms;
+    return c;
+}
+
+int conn_udp_send(struct conn *c, const void *p, size_t len)
+{
+    if (c->state != S_OPEN || c->kind != K_UDP) return -1;
+    ssize_t n;
+    do
+        n = send(c->fd, p, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+static void udp_readable(struct conn *c)
+{
+    for (int i = 0; i < READS_PER_TURN && c->state == S_OPEN; i++) {
+        ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            /* ECONNREFUSED: the ICMP port unreachable of a server that is not there */
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_gone(c, errno == ECONNREFUSED ? "connection refused" : "socket error");
+            return;
+        }
+        if (c->h && c->h->datagram) c->h->datagram(c, c->owner, scratch, (size_t)n);
+    }
+}
+
+/* ---- reading ---- */
+
+static size_t conn_process(struct conn *c, uint8_t *p, size_t n)
+{
+    switch (c->kind) {
+    case K_HTTP:
+        return http_process(c, p, n);
+    case K_WS:
+        return ws_process(c, p, n);
+    default:
+        return dial_process(c, p, n);
+    }
+}
+
+static void conn_readable(struct conn *c)
+{
+    for (int i = 0; i < READS_PER_TURN && c->state != S_DEAD; i++) {
+        int direct = c->rbuf.p == NULL || c->rbuf.len == 0;
+        uint8_t *dst = scratch;
+        size_t room = sizeof scratch;
+        if (!direct) {
+            size_t want = rbuf_max(c) - (c->rbuf.len - c->rbuf.off);
+            if (want > 4096) want = 4096; /* room to read into; a big frame grows it by doubling */
+            if (want == 0 || buf_reserve(&c->rbuf, want, rbuf_max(c))) {
+                conn_gone(c, "read buffer");
+                return;
+            }
+            dst = c->rbuf.p + c->rbuf.len;
+            room = c->rbuf.cap - c->rbuf.len;
+        }
+        ssize_t n = recv(c->fd, dst, room, 0);
+        if (n == 0) {
+            conn_gone(c, c->state == S_OPEN ? "disconnected" : "closed");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) conn_gone(c, "connection reset");
+            return;
+        }
+        if (c->state != S_OPEN) continue; /* closing: discard until EOF */
+        if (direct) {
+            size_t used = conn_process(c, scratch, (size_t)n);
+            if (used < (size_t)n && c->state == S_OPEN) {
+                if (buf_reserve(&c->rbuf, (size_t)n - used, rbuf_max(c))) {
+                    conn_gone(c, "read buffer");
+                    return;
+                }
+                buf_put(&c->rbuf, scratch + used, (size_t)n - used);
+            }
+        } else {
+            c->rbuf.len += (uint32_t)n;
+            size_t used = conn_process(c, c->rbuf.p + c->rbuf.off, c->rbuf.len - c->rbuf.off);
+            c->rbuf.off += (uint32_t)used;
+            if (c->state != S_OPEN) {
+                buf_free(&c->rbuf);
+            } else if (c->rbuf.off == c->rbuf.len) {
+                c->rbuf.off = c->rbuf.len = 0; /* empty: kept for the next partial frame */
+            }
+        }
+        if ((size_t)n < room) return;
+    }
+}
+
+/* ---- accepting ---- */
+
+int conn_listen(int fd, const struct conn_handlers *h, void *owner)
+{
+    struct conn *c = conn_new(fd, K_LISTEN, EPOLLIN);
+    if (!c) return -1;
+    c->h = h;
+    c->owner = owner;
+    return 0;
+}
+
+static void accept_all(struct conn *l)
+{
+    for (;;) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EMFILE && errno != ENFILE) return;
+            if (reserve_fd >= 0) {
+                /* shed: free a descriptor to accept and close the newcomer */
+                close(reserve_fd);
+                fd = accept(l->fd, NULL, NULL);
+                if (fd >= 0) close(fd);
+                reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                conn_log(LOG_WARN, "out of file descriptors: connection shed");
+            }
+            if (reserve_fd < 0 && !l->paused) {
+                /* nothing to shed with: the listener stays readable and the loop would spin on
+                 * it, so it is not polled until the next tick */
+                conn_set_events(l, 0);
+                l->paused = 1;
+                conn_log(LOG_WARN, "out of file descriptors: not accepting until one is free");
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn *c = conn_new(fd, K_HTTP, EPOLLIN);
+        if (c) conn_set_owner(c, l->h, l->owner);
+    }
+}
+
+/* ---- timers ---- */
+
+static uint64_t tick_ms(void)
+{
+    uint64_t t = conf.ping_interval_ms / 4;
+    return t < 50 ? 50 : t > 1000 ? 1000 : t;
+}
+
+static void housekeeping(void)
+{
+    static const uint8_t nothing[1];
+    while (conns_top > 0 && !conns[conns_top - 1])
+        conns_top--;
+    if (reserve_fd < 0) reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (int fd = 0; fd < conns_top; fd++) {
+        struct conn *c = conns[fd];
+        if (!c || c->state == S_DEAD) continue;
+        if (c->kind == K_LISTEN) {
+            if (c->paused) {
+                c->paused = 0;
+                conn_set_events(c, EPOLLIN);
+            }
+            continue;
+        }
+        if (c->kind == K_UDP) {
+            if (now - c->since >= c->timeout_ms) conn_gone(c, "no answer (timeout)");
+            continue;
+        }
+        if (c->wbuf.p && c->wbuf.len == 0) buf_free(&c->wbuf);
+        if (c->rbuf.p && c->rbuf.len == 0) buf_free(&c->rbuf);
+        if (c->state == S_CLOSING) {
+            if (now - c->since >= CLOSE_GRACE_MS) conn_gone(c, "closed");
+        } else if (c->kind == K_HTTP) {
+            if (now - c->last_heard >= HTTP_IDLE_MS) conn_gone(c, "idle");
+        } else if (c->kind == K_DIAL && c->handshake < 2) {
+            if (now - c->since >= c->timeout_ms) conn_gone(c, "handshake timeout");
+        } else if (now - c->last_heard >= 2ull * conf.ping_interval_ms) {
+            conn_end(c, WS_CLOSE_GOING_AWAY, "ping timeout", "timeout");
+        } else if (now - c->last_ping >= conf.ping_interval_ms) {
+            struct iovec iov = {(void *)nothing, 0};
+            c->last_ping = now;
+            conn_queue_frame(c, WS_OP_PING, &iov, 1);
+        }
+    }
+#ifdef __GLIBC__
+    /* after a storm (a fan-out to thousands) glibc keeps the freed heap; hand it back */
+    if (freed_bytes >= (8u << 20)) malloc_trim(0);
+#endif
+    freed_bytes = 0;
+    for (int i = 0; i < nticks; i++)
+        ticks[i].fn(ticks[i].arg);
+}
+
+/* ---- the loop ---- */
+
+void conn_run(volatile int *stop)
+{
+    /* one descriptor kept back, to accept and shed a newcomer when the limit is reached; opened
+     * after the listeners, so that a limit too tight for it still leaves the server serving */
+    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserve_fd < 0)
+        conn_log(LOG_WARN,
+                 "no spare file descriptor (%s): at the limit, newcomers wait in the "
+                 "backlog instead of being shed",
+                 strerror(errno));
+    struct epoll_event evs[EPOLL_BATCH];
+    now = mono_ms();
+    uint64_t next_tick = now + tick_ms();
+    while (!*stop) {
+        int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+        int n = epoll_wait(epfd, evs, EPOLL_BATCH, timeout);
+        now = mono_ms();
+        if (n < 0 && errno != EINTR) {
+            conn_log(LOG_ERROR, "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (c->state == S_DEAD) continue;
+            if (c->kind == K_LISTEN) {
+                accept_all(c);
+                continue;
+            }
+            if ((evs[i].events & EPOLLOUT) && c->kind == K_DIAL && c->handshake == 0) {
+                dial_writable(c);
+                continue;
+            }
+            if (c->kind == K_UDP) {
+                udp_readable(c);
+                continue;
+            }
+            if (evs[i].events & EPOLLOUT) mark_dirty(c);
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) conn_readable(c);
+        }
+        if (now >= next_tick) {
+            housekeeping();
+            next_tick = now + tick_ms();
+        }
+        flush_dirty();
+        conn_reap();
+    }
+    for (int fd = 0; fd < conns_top; fd++)
+        if (conns[fd] && conns[fd]->kind != K_LISTEN)
+            conn_end(conns[fd], WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown");
+    flush_dirty();
+    for (int fd = 0; fd < conns_top; fd++)
+        if (conns[fd]) conn_gone(conns[fd], "shutdown");
+    conn_reap();
+    free(conns);
+    conns = NULL;
+    close(epfd);
+    if (reserve_fd >= 0) close(reserve_fd);
+}

@@ -1,0 +1,105 @@
+/* conn.h - the connection layer, the bottom of the server: the clock, logging, per-connection
+ * buffers, the single-threaded epoll loop, accepted / dialled / UDP connections, reading request
+ * heads, answer heads and WebSocket frames, queued output flushed once per loop turn, close and
+ * reap, and per-connection deadlines (HTTP idle, close grace, pings, dial and DNS timeouts).
+ *
+ * It knows nothing of PeerPigeon. It calls upward only through a table of handlers and one
+ * opaque owner pointer per connection (set by whoever owns it: the HTTP server, the registry,
+ * a hub link). A connection is freed here, at the end of an epoll batch, never in the middle of
+ * one; its owner is told exactly once that it is over (`closed`), and must not use it after. */
+#ifndef CONN_H
+#define CONN_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct conn;
+struct http_response;
+
+/* What the owner of a connection is told. Any handler may be NULL (nothing to tell). */
+struct conn_handlers {
+    /* Server side before the upgrade: bytes p[0..n) arrived (a partial head is kept and offered
+     * again with more). Returns how many were used; after conn_accept_ws the rest are frames. */
+    size_t (*data)(struct conn *c, void *owner, const char *p, size_t n);
+    /* A complete WebSocket message (text or binary); msg is writable scratch. */
+    void (*message)(struct conn *c, void *owner, char *msg, size_t len);
+    /* Dialled: TCP is up; queue the upgrade request (conn_send_raw). */
+    void (*connected)(struct conn *c, void *owner);
+    /* Dialled: the answer head, parsed. 0 = WebSocket open (`open` follows), -1 = refuse. */
+    int (*handshake)(struct conn *c, void *owner, const struct http_response *res);
+    void (*open)(struct conn *c, void *owner);
+    /* UDP: one datagram (an empty one is not an EOF). */
+    void (*datagram)(struct conn *c, void *owner, const uint8_t *p, size_t n);
+    /* Over, for any reason (close frame, EOF, reset, timeout, slow reader, conn_close). Once. */
+    void (*closed)(struct conn *c, void *owner, const char *why);
+};
+
+struct conn_config {
+    size_t max_message_size; /* bytes per WebSocket message, both directions */
+    uint32_t ping_interval_ms;
+    int log_level;
+};
+
+/* ---- clock and logging ---- */
+
+uint64_t conn_now_ms(void);  /* monotonic ms, read once per loop turn */
+uint64_t conn_wall_ms(void); /* ms since the epoch */
+void conn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conn_set_log_level(int level);
+
+/* ---- the loop ---- */
+
+/* Raise the fd limit, size the fd table, create the epoll set. 0, or -1 out of memory. */
+int conn_init(const struct conn_config *cfg);
+int conn_fd_limit(void); /* connections the fd table can hold */
+/* A listening socket (non-blocking): accepted connections start with handlers h and owner. */
+int conn_listen(int fd, const struct conn_handlers *h, void *owner);
+/* Called once per tick (every ping interval / 4, 50 ms to 1 s). At most 4. */
+int conn_on_tick(void (*fn)(void *arg), void *arg);
+/* Run until *stop is set; then close every connection (1001 "server shutting down") and free
+ * everything. */
+void conn_run(volatile int *stop);
+
+/* n random bytes from the OS; if it keeps failing, from a generator seeded from the clock
+ * (logged once) rather than looping or using uninitialised bytes. */
+void conn_random(void *p, size_t n);
+
+/* ---- one connection ---- */
+
+void conn_set_owner(struct conn *c, const struct conn_handlers *h, void *owner);
+void *conn_owner(const struct conn *c);
+int conn_is_open(const struct conn *c);
+uint64_t conn_last_heard(const struct conn *c);
+/* Server side: the 101 is queued; from now on the bytes are WebSocket frames. Such connections
+ * are counted by conn_ws_count. */
+void conn_accept_ws(struct conn *c);
+uint32_t conn_ws_count(void);
+
+/* Queue one unfragmented text message made of iov[0..n), coalesced with whatever else is
+ * queued and written at the end of the loop turn. A connection whose queue would exceed its cap
+ * is a slow reader and is cut off (-1). Messages to a closing connection are dropped (-1). */
+int conn_send_iov(struct conn *c, const struct iovec *iov, int n);
+int conn_send(struct conn *c, const char *msg, size_t len);
+/* Raw bytes (HTTP answers, the upgrade request). */
+int conn_send_raw(struct conn *c, const void *p, size_t len);
+/* About `bytes` more are to be queued at once (a discovery list, a hub sync): the queue cap
+ * grows by that until the queue has drained, so a big network is no "slow reader". Bursts do
+ * not add up: a client that never reads is still cut off at the next one. */
+void conn_expect(struct conn *c, size_t bytes);
+/* Start the close: the owner is told now (`closed`, why = reason); a WebSocket gets a close
+ * frame (code, reason), an HTTP connection only what is queued; the socket is closed once that
+ * is out and the peer answered, or after a grace period. Nothing more is read or sent. */
+void conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/* Client side: fd is a non-blocking TCP socket already connecting. The handshake (connect, the
+ * request, the 101 answer) must be done within timeout_ms. NULL if it cannot be registered (fd
+ * closed). */
+struct conn *conn_dial(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms);
+/* A connected non-blocking UDP socket: datagrams go to `datagram`; after timeout_ms it ends. */
+struct conn *conn_udp(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms);
+/* Send one datagram now (not queued). 0, or -1 if it was not sent whole. */
+int conn_udp_send(struct conn *c, const void *p, size_t len);
+
+#endif
