@@ -1,35 +1,33 @@
 /* fuzz_peer.c - libFuzzer target for the registry and signalling rules (peer.c) and the hub
- * protocol (hub.c), in process and without sockets: the connection API of peerpigeon.c is
- * stubbed here over a tiny fake `struct conn` that keeps the loop's rules (the owner is told
- * once; a closed connection is detached at once, a dropped one - slow reader - at the end of
- * the batch; connections are freed at the end of the batch). The input is a script of
- * operations: peers open/message/close, outbound hub links dial/handshake/message/close, DNS
- * answers, the clock. Every message queued must be JSON with a string "type" and go to a
- * connection that is still attached; after each script everything is closed and the registry
- * must be empty again. socket() and connect() are faked so that hub.c dials nothing real.
+ * protocol (hub.c), in process and without sockets: the connection layer is test/fake_conn.c,
+ * which keeps the real layer's rules (the owner is told once; a closed connection is told at
+ * once and takes no more messages, a dropped one - EOF, slow reader - is told at the end of the
+ * batch; connections are freed at the end of the batch) and checks every message queued (JSON
+ * with a string "type", to a connection that is known and not closing, on a hub link only after
+ * its handshake). The input is a script of operations: clients connect/message/close, outbound
+ * hub links dial/handshake/message/close, DNS answers, the clock, ticks and deadlines. On top of
+ * the fake's checks: a client is addressed by its own id and never told about itself; the
+ * registry matches the connections after each step; after each script everything is closed and
+ * the registry must be empty again.
  *
  * Script: byte 0 bit 0 = hub mode; then ops, each an opcode byte (low bits % 12: see run_op;
  * bit 7 ends the epoll batch: dropped connections are reaped) and its argument bytes. E.g.
  * 01 | 00 00 | 00 01 | 01 00 00 01 00 | 84 01 00: hub mode; open ids[0]; open ids[1]; to
  * connection 0 the template 0 (announce) in network 1 ("net-a") without data; close connection
- * 1 and end the batch. No seed corpus is needed:
- * the templates (announce, offer/answer/ice-candidate, goodbye, ping, peer-discovered,
- * peer-disconnected, hub-info, 101 answers, DNS answers to the query sent) are built here. */
+ * 1 and end the batch. test/fuzz.sh writes a few such scripts as its seed corpus; the templates
+ * (announce, offer/answer/ice-candidate, goodbye, ping, peer-discovered, peer-disconnected,
+ * hub-info, 101 answers, DNS answers to the query sent) are built here. */
+#include "conn.h"
+#include "fake_conn.h"
 #include "hub.h"
 #include "json.h"
 #include "peer.h"
-#include "peerpigeon.h"
 #include "ws.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #define FUZZ_ASSERT(c)                                                                             \
     do {                                                                                           \
@@ -41,267 +39,26 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* ---- what peerpigeon.c provides ---- */
+#define MAX_CONNECTIONS 16
+#define PING_MS 30000
+#define HUB_NS "pigeonhub-mesh"
+/* a numeric host (dialled at once), a name (a DNS query) and one never dialled */
+#define BOOTSTRAP "ws://127.0.0.2:9/path?x=1, ws://hub-two.invalid:8081,wss://tls.example"
 
-struct config cfg;
-int bound_port = 3000;
-uint64_t now_ms;
+static int hub_on; /* hub_init is in force */
 
-uint64_t wall_ms(void)
+/* A client is addressed by its own id and never told about itself (a hub connection may be). */
+static void check_sent(struct conn *c, const char *msg, size_t len)
 {
-    return 1700000000000ull + now_ms;
-}
-
-void log_msg(int level, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    (void)level;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap); /* formats are checked, output dropped */
-    va_end(ap);
-}
-
-enum { K_WS, K_DIAL, K_UDP };
-enum { S_OPEN, S_CLOSING, S_DEAD };
-
-struct conn {
-    int kind, state, fd;
-    int slow;      /* the next message queued makes it a slow reader (dropped) */
-    int handshake; /* dial: 0 connecting, 1 request sent, 2 open */
-    struct peer *peer;
-    void *hublink;
-    uint64_t last_heard;
-    const char *why;
-    char key[32];   /* dial: Sec-WebSocket-Key of the request */
-    uint8_t q[512]; /* udp: the last query sent */
-    size_t qlen;
-};
-
-#define MAX_CONNS 64
-static struct conn *conns[MAX_CONNS];
-static int nconns;
-static int udp_send_fails, connect_fails;
-
-static int conn_known(const struct conn *c)
-{
-    for (int i = 0; i < nconns; i++)
-        if (conns[i] == c) return 1;
-    return 0;
-}
-
-static struct conn *conn_make(int kind, int fd)
-{
-    if (nconns == MAX_CONNS) {
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    struct conn *c = calloc(1, sizeof *c);
-    FUZZ_ASSERT(c);
-    c->kind = kind;
-    c->fd = fd;
-    c->last_heard = now_ms;
-    conns[nconns++] = c;
-    return c;
-}
-
-/* conn_detach of the loop: the owner is told once */
-static void detach(struct conn *c, const char *why)
-{
-    if (c->peer) {
-        struct peer *p = c->peer;
-        c->peer = NULL;
-        peer_on_close(p, why);
-    }
-    if (c->hublink) {
-        void *h = c->hublink;
-        c->hublink = NULL;
-        if (c->kind == K_UDP)
-            hub_on_dns_close(c, h, why);
-        else
-            hub_on_close(c, h);
-    }
-}
-
-/* an immediate end (EOF, slow reader): the owner is told at the end of the batch */
-static void conn_gone(struct conn *c, const char *why)
-{
-    if (c->state == S_DEAD) return;
-    c->state = S_DEAD;
-    c->why = why;
-}
-
-static void check_message(const struct conn *c, const struct iovec *iov, int n)
-{
-    static char buf[4 * 65536 + 65536];
-    size_t len = 0;
-    FUZZ_ASSERT(conn_known(c));
-    FUZZ_ASSERT(c->state != S_CLOSING); /* detached: its owner must hold no reference */
-    FUZZ_ASSERT(c->kind != K_UDP);
-    FUZZ_ASSERT(c->kind != K_DIAL || c->handshake == 2);
-    for (int i = 0; i < n; i++) {
-        FUZZ_ASSERT(len + iov[i].iov_len <= sizeof buf);
-        memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
-        len += iov[i].iov_len;
-    }
-    struct json_val root, t;
-    FUZZ_ASSERT(json_validate(buf, len) == 0);
-    FUZZ_ASSERT(json_value(buf, len, &root) == 0 && root.type == JSON_OBJECT);
-    FUZZ_ASSERT(json_get(&root, "type", &t) && t.type == JSON_STRING);
-    /* a client is addressed by its own id and never told about itself */
-    if (c->kind == K_WS && c->peer && !peer_has_hub_rights(c->peer)) {
-        const char *me = peer_id(c->peer);
-        struct json_val v, d;
-        if (json_get(&root, "targetPeerId", &v)) FUZZ_ASSERT(json_str_eq(&v, me, PEER_ID_LEN));
-        if ((json_str_eq(&t, "peer-discovered", 15) || json_str_eq(&t, "peer-disconnected", 17)) &&
-            json_get(&root, "data", &d) && json_get(&d, "peerId", &v))
-            FUZZ_ASSERT(!json_str_eq(&v, me, PEER_ID_LEN));
-    }
-}
-
-int conn_send_iov(struct conn *c, const struct iovec *iov, int n)
-{
-    check_message(c, iov, n);
-    if (c->state != S_OPEN) return -1;
-    if (c->slow) {
-        conn_gone(c, "slow reader");
-        return -1;
-    }
-    return 0;
-}
-
-int conn_send(struct conn *c, const char *msg, size_t len)
-{
-    struct iovec iov = {(void *)msg, len};
-    return conn_send_iov(c, &iov, 1);
-}
-
-int conn_send_raw(struct conn *c, const void *p, size_t len)
-{
-    FUZZ_ASSERT(conn_known(c) && c->kind == K_DIAL && c->handshake == 0);
-    if (c->state != S_OPEN) return -1;
-    const char *k = memmem(p, len, "Sec-WebSocket-Key: ", 19);
-    FUZZ_ASSERT(k);
-    k += 19;
-    size_t kl = 0;
-    while (kl < sizeof c->key - 1 && k + kl < (const char *)p + len && k[kl] != '\r')
-        kl++;
-    memcpy(c->key, k, kl);
-    c->key[kl] = 0;
-    c->handshake = 1;
-    return 0;
-}
-
-void conn_expect(struct conn *c, size_t bytes)
-{
-    (void)bytes;
-    FUZZ_ASSERT(conn_known(c) && c->kind != K_UDP);
-}
-
-void conn_close(struct conn *c, uint16_t code, const char *reason)
-{
-    (void)code;
-    FUZZ_ASSERT(conn_known(c));
-    FUZZ_ASSERT(reason);
-    if (c->state != S_OPEN) return;
-    detach(c, reason);
-    c->state = c->kind == K_UDP ? S_DEAD : S_CLOSING;
-}
-
-int conn_is_open(const struct conn *c)
-{
-    FUZZ_ASSERT(conn_known(c));
-    return c->state == S_OPEN;
-}
-
-struct peer *conn_peer(const struct conn *c)
-{
-    FUZZ_ASSERT(conn_known(c));
-    return c->peer;
-}
-
-uint64_t conn_last_heard(const struct conn *c)
-{
-    FUZZ_ASSERT(conn_known(c));
-    return c->last_heard;
-}
-
-void *conn_hublink(const struct conn *c)
-{
-    FUZZ_ASSERT(conn_known(c));
-    return c->hublink;
-}
-
-struct conn *conn_dial(int fd, void *hublink)
-{
-    struct conn *c = conn_make(K_DIAL, fd);
-    if (c) c->hublink = hublink;
-    return c;
-}
-
-struct conn *conn_udp(int fd, void *hublink)
-{
-    struct conn *c = conn_make(K_UDP, fd);
-    if (c) c->hublink = hublink;
-    return c;
-}
-
-int conn_udp_send(struct conn *c, const void *p, size_t len)
-{
-    FUZZ_ASSERT(conn_known(c) && c->kind == K_UDP);
-    if (c->state != S_OPEN || udp_send_fails) return -1;
-    FUZZ_ASSERT(len <= sizeof c->q);
-    memcpy(c->q, p, len);
-    c->qlen = len;
-    return 0;
-}
-
-/* hub.c dials through these: no real socket, /dev/null stands in for the fd */
-static uint8_t fd_dgram[4096];
-
-int socket(int domain, int type, int protocol)
-{
-    (void)domain, (void)protocol;
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && fd < (int)sizeof fd_dgram) fd_dgram[fd] = (type & 0xf) == SOCK_DGRAM;
-    return fd;
-}
-
-/* TCP: in progress (or refused); UDP: connected at once */
-int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
-{
-    (void)addr, (void)len;
-    int dgram = fd >= 0 && fd < (int)sizeof fd_dgram && fd_dgram[fd];
-    errno = connect_fails ? ECONNREFUSED : EINPROGRESS;
-    return connect_fails || !dgram ? -1 : 0;
-}
-
-/* conn_reap: tell the owners of dropped connections (which may drop more), then free every
- * connection that is no longer open */
-static void reap(void)
-{
-    for (;;) {
-        int told = 0;
-        for (int i = 0; i < nconns; i++) {
-            struct conn *c = conns[i];
-            if (c->state == S_DEAD && (c->peer || c->hublink)) {
-                detach(c, c->why);
-                told = 1;
-            }
-        }
-        if (!told) break;
-    }
-    for (int i = 0; i < nconns;) {
-        struct conn *c = conns[i];
-        if (c->state != S_OPEN) {
-            FUZZ_ASSERT(!c->peer && !c->hublink);
-            if (c->fd >= 0) close(c->fd);
-            free(c);
-            conns[i] = conns[--nconns];
-        } else {
-            i++;
-        }
-    }
+    const struct peer *p = fake_kind(c) == FAKE_WS ? conn_owner(c) : NULL;
+    if (!p || peer_has_hub_rights(p)) return;
+    const char *me = peer_id(p);
+    struct json_val root, t, v, d;
+    FUZZ_ASSERT(json_value(msg, len, &root) == 0 && json_get(&root, "type", &t));
+    if (json_get(&root, "targetPeerId", &v)) FUZZ_ASSERT(json_str_eq(&v, me, PEER_ID_LEN));
+    if ((json_str_eq(&t, "peer-discovered", 15) || json_str_eq(&t, "peer-disconnected", 17)) &&
+        json_get(&root, "data", &d) && json_get(&d, "peerId", &v))
+        FUZZ_ASSERT(!json_str_eq(&v, me, PEER_ID_LEN));
 }
 
 /* ---- the script ---- */
@@ -331,7 +88,7 @@ static const char *const ids[NIDS] = {
     "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222",
     "3333333333333333333333333333333333333333", "4444444444444444444444444444444444444444",
     "5555555555555555555555555555555555555555", "6666666666666666666666666666666666666666",
-    "fedcba9876543210fedcba9876543210fedcba98", /* cfg.hub_id */
+    "fedcba9876543210fedcba9876543210fedcba98", /* this hub's id */
     "zz00000000000000000000000000000000000000", /* not an id */
 };
 static const char *const nets[] = {"global", "net-a", "net-b", "pigeonhub-mesh", "n\xc3\xa9t"};
@@ -588,71 +345,48 @@ static void build(struct in *in)
 
 static struct conn *pick(struct in *in)
 {
-    if (!nconns) {
-        get8(in);
-        return NULL;
-    }
-    return conns[get8(in) % nconns];
+    int n = fake_nconns();
+    uint8_t k = get8(in);
+    return n ? fake_conn_at(k % n) : NULL;
 }
 
-/* Deliver msg[0..mlen) to c as the loop does: to the peer or to the hub link. */
+/* Deliver msg[0..mlen) to c as the loop does (the fake drops it unless c is open). */
 static void deliver(struct conn *c)
 {
-    if (!c || c->state != S_OPEN) return;
-    if (c->kind == K_DIAL && c->handshake != 2) return;
-    if (c->kind == K_UDP) return;
-    char *copy = malloc(mlen ? mlen : 1); /* exact size: an overread hits the redzone */
-    FUZZ_ASSERT(copy);
-    memcpy(copy, msg, mlen);
-    c->last_heard = now_ms;
-    if (c->peer)
-        peer_on_message(c->peer, copy, mlen);
-    else if (c->hublink)
-        hub_on_message(c, copy, mlen);
-    free(copy);
+    if (c) fake_deliver_n(c, msg, mlen);
 }
 
 static void op_open(struct in *in)
 {
     const char *id = ids[get8(in) % (NIDS - 1)];
-    struct conn *c = conn_make(K_WS, -1);
-    if (!c) return;
-    uint32_t open = 0;
-    for (int i = 0; i < nconns; i++)
-        open += conns[i]->kind == K_WS && conns[i]->state == S_OPEN;
-    if (open > cfg.max_connections) { /* the loop's ws_open check */
-        conn_close(c, WS_CLOSE_POLICY, "Maximum connections reached");
+    struct conn *c = fake_client(id);
+    if (!c || fake_state(c) != FAKE_OPEN) {
+        FUZZ_ASSERT(!c || fake_close_reason(c));
         return;
     }
-    const char *why = NULL;
-    struct peer *p = peer_open(c, id, &why);
-    if (!p) {
-        FUZZ_ASSERT(why);
-        conn_close(c, WS_CLOSE_POLICY, why);
-        return;
-    }
-    FUZZ_ASSERT(!strcmp(peer_id(p), id) && peer_conn(p) == c && peer_find(id) == p);
-    c->peer = p;
+    struct peer *p = conn_owner(c);
+    FUZZ_ASSERT(p && !strcmp(peer_id(p), id) && peer_conn(p) == c && peer_find(id) == p);
 }
 
 static void op_handshake(struct in *in)
 {
     struct conn *c = pick(in);
     uint8_t how = get8(in);
-    if (!c || c->kind != K_DIAL || c->state != S_OPEN) return;
-    if (c->handshake == 0) { /* connected (dial_writable) */
+    if (!c || fake_kind(c) != FAKE_DIAL || fake_state(c) != FAKE_OPEN) return;
+    if (fake_dial_stage(c) == 0) { /* connected (dial_writable) */
         if (how & 1) {
-            hub_on_connect(c);
-            FUZZ_ASSERT(c->handshake == 1);
+            fake_connected(c);
+            FUZZ_ASSERT(fake_dial_stage(c) == 1 && fake_ws_key(c)[0]);
         } else {
-            conn_gone(c, "connect failed");
+            fake_drop(c, "connect failed");
         }
         return;
     }
-    if (c->handshake != 1) return;
+    if (fake_dial_stage(c) != 1) return;
     char head[1024], accept[29];
     int n;
-    ws_accept_key(c->key, strlen(c->key), accept);
+    const char *key = fake_ws_key(c);
+    ws_accept_key(key, strlen(key), accept);
     if (how % 4 == 0) { /* fuzzed head */
         size_t k = get8(in) % 200;
         n = 0;
@@ -663,39 +397,40 @@ static void op_handshake(struct in *in)
         memcpy(head + n, "\r\n\r\n", 4);
         n += 4;
     } else {
+        /* valid; with an extension; with a wrong accept value; status 1010 is not 101 */
         n = snprintf(head, sizeof head,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "HTTP/1.1 %s Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+                     how % 4 == 1 && how & 8 ? "1010" : "101",
                      how % 4 == 3 ? "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" : accept,
                      how & 4 ? "Sec-WebSocket-Extensions: x\r\n" : "");
     }
-    if (hub_on_handshake(c, head, (size_t)n) < 0) {
-        conn_gone(c, "bad handshake answer");
-        return;
-    }
-    c->handshake = 2;
-    c->last_heard = now_ms;
-    hub_on_open(c);
+    int r = fake_answer(c, head, (size_t)n);
+    if (how % 4 == 3 || (how % 4 == 1 && how & 8) || (how % 4 != 0 && how & 4))
+        FUZZ_ASSERT(r == -1 && fake_state(c) == FAKE_DEAD);
+    if (how % 4 == 2 && !(how & 4)) FUZZ_ASSERT(r == 0 && fake_dial_stage(c) == 2);
 }
 
 static void op_dns(struct in *in)
 {
     struct conn *c = pick(in);
     uint8_t how = get8(in);
-    if (!c || c->kind != K_UDP || c->state != S_OPEN) return;
+    if (!c || fake_kind(c) != FAKE_UDP || fake_state(c) != FAKE_OPEN) return;
+    size_t qlen;
+    const uint8_t *q = fake_udp_last(c, &qlen);
     uint8_t a[600];
     size_t n;
-    if (how % 4 == 0 || c->qlen < 12) { /* garbage */
+    if (how % 4 == 0 || !q || qlen < 12 || qlen > 512) { /* garbage */
         n = get8(in) % 64;
         for (size_t i = 0; i < n; i++)
             a[i] = get8(in);
     } else {
         /* an answer to the query: rcode, an A/AAAA record or none */
-        memcpy(a, c->q, c->qlen);
-        n = c->qlen;
+        memcpy(a, q, qlen);
+        n = qlen;
         a[2] |= 0x80;
         a[3] = (uint8_t)(0x80 | (how >> 2) % 4 % 3 * (how & 16 ? 3 : 1)); /* 0, 2 or 3 */
-        uint16_t qtype = (uint16_t)(c->q[n - 4] << 8 | c->q[n - 3]);
+        uint16_t qtype = (uint16_t)(q[n - 4] << 8 | q[n - 3]);
         if ((a[3] & 15) == 0 && !(how & 32)) {
             a[7] = 1;
             static const uint8_t rr[] = {0xc0, 0x0c, 0, 0, 0, 1, 0, 0, 0, 60};
@@ -712,7 +447,7 @@ static void op_dns(struct in *in)
             n += al;
         }
     }
-    hub_on_dns(c, a, n);
+    fake_datagram(c, a, n);
 }
 
 static void op_stats(void)
@@ -753,28 +488,30 @@ static void run_op(struct in *in)
     case 5: /* gone (EOF, reset): the owner is told at the end of the batch */
     {
         struct conn *c = pick(in);
-        if (c) conn_gone(c, "closed");
+        if (c) fake_drop(c, "closed");
         break;
     }
     case 6: /* slow reader: the next message cuts it off */
     {
         struct conn *c = pick(in);
-        if (c) c->slow = 1;
+        if (c) fake_set_slow(c);
         break;
     }
     case 7: /* the clock */
     {
         uint8_t k = get8(in);
-        now_ms += k < 128 ? k : k < 250 ? (uint64_t)(k - 127) * 1000 : 2ull * cfg.ping_interval_ms;
+        fake_advance(k < 128 ? k : k < 250 ? (uint64_t)(k - 127) * 1000 : 2ull * PING_MS);
         break;
     }
-    case 8: /* housekeeping: dial the links that are due */
+    case 8: /* housekeeping: deadlines (bit 3), then the ticks: dial the links that are due */
     {
         uint8_t f = get8(in);
-        connect_fails = f & 1;
-        udp_send_fails = (f & 6) == 6;
-        if (cfg.is_hub) hub_tick();
-        connect_fails = udp_send_fails = 0;
+        fake_fail_connect(f & 1);
+        fake_fail_udp_send((f & 6) == 6);
+        if (f & 8) fake_expire();
+        fake_tick();
+        fake_fail_connect(0);
+        fake_fail_udp_send(0);
         break;
     }
     case 9:
@@ -787,72 +524,86 @@ static void run_op(struct in *in)
         op_stats();
         break;
     }
-    if (op_byte & 0x80) reap(); /* the end of an epoll batch */
+    if (op_byte & 0x80) fake_reap(); /* the end of an epoll batch */
 }
 
-/* Every attached peer is the one registered under its id (no duplicates); once the batch is
- * reaped, every registered peer is attached to a live connection. */
+/* Every client connection with an owner is the peer registered under its id (no duplicates);
+ * every registered peer is on a live connection; a remote peer's link is not closing. */
 static void check_registry(void)
 {
     uint32_t attached = 0;
-    for (int i = 0; i < nconns; i++) {
-        struct conn *c = conns[i];
-        if (!c->peer) continue;
+    for (int i = 0; i < fake_nconns(); i++) {
+        struct conn *c = fake_conn_at(i);
+        struct peer *p = fake_kind(c) == FAKE_WS ? conn_owner(c) : NULL;
+        if (!p) continue;
         attached++;
-        FUZZ_ASSERT(peer_find(peer_id(c->peer)) == c->peer);
-        FUZZ_ASSERT(peer_conn(c->peer) == c);
+        FUZZ_ASSERT(peer_find(peer_id(p)) == p);
+        FUZZ_ASSERT(peer_conn(p) == c);
     }
     FUZZ_ASSERT(attached == peer_count());
     FUZZ_ASSERT(peer_hub_count() <= peer_count());
-    FUZZ_ASSERT(network_count() <= peer_count());
+    FUZZ_ASSERT(peer_network_count() <= peer_count());
     for (int i = 0; i < NIDS; i++) {
         struct peer *p = peer_find(ids[i]);
-        if (p) FUZZ_ASSERT(!strcmp(peer_id(p), ids[i]) && conn_known(peer_conn(p)));
+        if (p) FUZZ_ASSERT(!strcmp(peer_id(p), ids[i]) && fake_known(peer_conn(p)));
         struct peer *r = peer_remote_find(ids[i]);
         if (r) {
             struct conn *via = peer_via(r);
-            FUZZ_ASSERT(via && conn_known(via));
-            FUZZ_ASSERT(via->state != S_CLOSING); /* detached: its remotes are gone */
+            FUZZ_ASSERT(via && fake_known(via));
+            FUZZ_ASSERT(fake_state(via) != FAKE_CLOSING); /* told: its remotes are gone */
         }
     }
+}
+
+static void set_hub_mode(int on)
+{
+    static const struct hub_config hc = {
+        .id = "fedcba9876543210fedcba9876543210fedcba98", /* ids[10] */
+        .ns = HUB_NS,
+        .bootstrap = BOOTSTRAP,
+        .auth_token = "",
+        .host = "localhost",
+        .max_message_size = 65536,
+    };
+    if (on == hub_on) return;
+    if (on) {
+        fake_ticks_clear();
+        FUZZ_ASSERT(hub_init(&hc) == NULL);
+        hub_set_port(3000);
+    } else {
+        hub_free();
+    }
+    hub_on = on;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
     if (!ready) {
-        cfg.port = 3000;
-        strcpy(cfg.host, "localhost");
-        cfg.max_connections = 16;
-        strcpy(cfg.cors_origin, "*");
-        strcpy(cfg.hub_ns, "pigeonhub-mesh");
-        cfg.max_message_size = 65536;
-        cfg.ping_interval_ms = 30000;
-        cfg.log_level = LOG_DEBUG;
-        strcpy(cfg.hub_id, ids[10]);
-        /* a numeric host (dialled at once), a name (a DNS query) and one never dialled */
-        strcpy(cfg.bootstrap_hubs,
-               "ws://127.0.0.2:9/path?x=1, ws://hub-two.invalid:8081,wss://tls.example");
-        cfg.is_hub = 1;
-        FUZZ_ASSERT(peer_init(cfg.max_connections) == 0);
-        FUZZ_ASSERT(hub_init() == NULL);
+        static const struct conn_config cc = {65536, PING_MS, LOG_DEBUG};
+        static const struct peer_config pc = {MAX_CONNECTIONS, 65536, PING_MS, HUB_NS};
+        FUZZ_ASSERT(conn_init(&cc) == 0);
+        FUZZ_ASSERT(peer_init(&pc) == 0);
+        fake_set_max_connections(MAX_CONNECTIONS);
+        fake_set_record(0); /* checked as sent, not kept */
+        fake_on_send(check_sent);
         ready = 1;
     }
     struct in in = {data, size};
-    cfg.is_hub = get8(&in) & 1;
+    set_hub_mode(get8(&in) & 1);
+    fake_seed(1);
     /* every link is due again and the relay dedup window of the last run is over */
-    now_ms += 1000000;
+    fake_advance(1000000);
     for (int steps = 0; in.n && steps < 256; steps++) {
         run_op(&in);
         check_registry();
     }
     /* the end: every connection closes, and nothing is left */
-    for (int i = 0; i < nconns; i++)
-        conn_close(conns[i], WS_CLOSE_GOING_AWAY, "shutdown");
-    reap();
-    FUZZ_ASSERT(nconns == 0);
+    fake_shutdown();
+    FUZZ_ASSERT(fake_nconns() == 0);
+    FUZZ_ASSERT(conn_ws_count() == 0);
     FUZZ_ASSERT(peer_count() == 0);
-    FUZZ_ASSERT(network_count() == 0);
+    FUZZ_ASSERT(peer_network_count() == 0);
     FUZZ_ASSERT(peer_hub_count() == 0);
     FUZZ_ASSERT(peer_sync_bytes(NULL, 0) == 0); /* no remote peer either */
     for (size_t i = 0; i < NNETS; i++)
