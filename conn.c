@@ -32,6 +32,7 @@
 #ifndef WBUF_BASE
 #define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
 #endif
+#define WBUF_KEEP (256u << 10) /* an output buffer this big is freed as soon as it is empty */
 #define HTTP_IDLE_MS 10000  /* an HTTP connection silent this long is closed */
 #define CLOSE_GRACE_MS 2000 /* after our close frame / last answer, wait this long for EOF */
 #define MAX_TICKS 4
@@ -497,8 +498,11 @@ static void conn_flush(struct conn *c)
             return;
         }
     }
-    /* keep the memory until a tick passes with nothing queued: a busy connection reuses it
-     * (freeing per flush made the heap grow and shrink every loop turn) */
+    /* keep a small buffer until a tick passes with nothing queued: a busy connection reuses it
+     * (freeing per flush made the heap grow and shrink every loop turn); a big one (a discovery
+     * list, a sync) goes now, so that RSS follows what is pending, not what once was: kept until
+     * the tick, 5,000 peers joining one network held gigabytes */
+    if (c->wbuf.cap > WBUF_KEEP) buf_free(&c->wbuf);
     c->wbuf.off = c->wbuf.len = 0;
     c->burst = 0;
     if (c->want_out) conn_set_events(c, EPOLLIN);
