@@ -66,16 +66,32 @@ void conn_set_log_level(int level)
     conf.log_level = level;
 }
 
+/* An RFC 3339 UTC timestamp with milliseconds, and a space; "" under journald, which stamps
+ * each line itself (it sets JOURNAL_STREAM for the services it captures). */
+static const char *log_stamp(char out[64])
+{
+    static int journald = -1;
+    if (journald < 0) journald = getenv("JOURNAL_STREAM") != NULL;
+    if (journald) return "";
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    return out;
+}
+
 void conn_log(int level, const char *fmt, ...)
 {
     static const char *names[] = {"error", "warn", "info", "debug"};
     if (level > conf.log_level) return;
-    char line[1024];
+    char line[1024], stamp[64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "peerpigeon %s: %s\n", names[level], line);
+    fprintf(stderr, "%speerpigeon %s: %s\n", log_stamp(stamp), names[level], line);
 }
 
 /* xorshift64*, for when the OS gives no randomness (and for masking keys, which need no

@@ -328,6 +328,18 @@ function cpuTicks(pid) {
   return +rest[11] + +rest[12];
 }
 
+test('log lines: RFC 3339 UTC timestamp, none under journald', async () => {
+  const A = await startServer();
+  const first = A.log.split('\n')[0];
+  check(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z peerpigeon info: /.test(first), 'a line starts with a UTC timestamp', first);
+  const ts = Date.parse(first.slice(0, 24));
+  check(Math.abs(ts - Date.now()) < 10000, 'the timestamp is now', first);
+  await A.stop();
+  const J = await startServer({ JOURNAL_STREAM: '8:12345' });
+  check(/^peerpigeon info: /.test(J.log), 'JOURNAL_STREAM set: journald stamps, we do not', J.log.split('\n')[0]);
+  await J.stop();
+});
+
 test('out of descriptors with none in reserve: the loop does not spin', async () => {
   // find the tightest fd limit at which the server still listens but has no spare descriptor
   let srv = null;
