@@ -451,22 +451,20 @@ static void leave_network(struct peer *p, const char *reason)
 /* Copy an announce `data` object's members except peerId and isHub as `,"k":v...`. */
 static int set_extra(struct peer *p, const struct json_val *data)
 {
-    free(p->extra);
-    p->extra = NULL;
-    p->extra_len = 0;
-    if (!data || data->type != JSON_OBJECT) return 0;
+    /* the old data stays until the new one is known to fit: a refused re-announce changes
+     * nothing */
     size_t pos = 0, total = 0;
     struct json_val k, v;
-    while (json_next(data, &pos, &k, &v))
-        if (!json_str_eq(&k, "peerId", 6) && !json_str_eq(&k, "isHub", 5))
-            total += k.len + v.len + 2;
-    if (total == 0) return 0;
+    if (data && data->type == JSON_OBJECT)
+        while (json_next(data, &pos, &k, &v))
+            if (!json_str_eq(&k, "peerId", 6) && !json_str_eq(&k, "isHub", 5))
+                total += k.len + v.len + 2;
     if (total > MAX_ANNOUNCE_DATA) return -1;
-    p->extra = malloc(total);
-    if (!p->extra) return -1;
-    char *o = p->extra;
+    char *extra = total ? malloc(total) : NULL;
+    if (total && !extra) return -1;
+    char *o = extra;
     pos = 0;
-    while (json_next(data, &pos, &k, &v)) {
+    while (total && json_next(data, &pos, &k, &v)) {
         if (json_str_eq(&k, "peerId", 6) || json_str_eq(&k, "isHub", 5)) continue;
         *o++ = ',';
         memcpy(o, k.p, k.len);
@@ -475,6 +473,8 @@ static int set_extra(struct peer *p, const struct json_val *data)
         memcpy(o, v.p, v.len);
         o += v.len;
     }
+    free(p->extra);
+    p->extra = extra;
     p->extra_len = (uint32_t)total;
     return 0;
 }
