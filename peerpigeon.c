@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #ifndef PP_VERSION
@@ -61,6 +62,7 @@ static void config_defaults(void)
 }
 
 static int bound_port;
+static int health_check; /* --health-check: be the client, not the server */
 static uint64_t start_ms;
 static volatile int stop_flag;
 static char *response; /* RESPONSE_MAX bytes, for HTTP answers */
@@ -188,6 +190,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-22s %-20s %s\n", options[i].flag, options[i].env, options[i].help);
     fprintf(f, "  %-22s %-20s %s\n  %-22s %-20s %s\n", "--help", "", "this text", "--version", "",
             "print the version");
+    fprintf(f, "  %-22s %-20s %s\n", "--health-check", "",
+            "ask GET /health of the server at HOST:PORT; exit 0 if 200 (container HEALTHCHECK)");
 }
 
 static void config_die(const char *name, const char *v, const char *want)
@@ -213,6 +217,10 @@ static void config_load(int argc, char **argv)
         if (!strcmp(arg, "--version")) {
             printf("peerpigeon " PP_VERSION "\n");
             exit(0);
+        }
+        if (!strcmp(arg, "--health-check")) {
+            health_check = 1;
+            continue;
         }
         const char *eq = strchr(arg, '=');
         size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -434,6 +442,60 @@ static const struct conn_handlers http_handlers = {.data = http_on_data};
 
 /* ---- listening ---- */
 
+/* HOST's addresses. "localhost" is the loopback addresses even without /etc/hosts (an empty
+ * container root has none), as the hub dialler treats it. */
+static int resolve_host(const struct addrinfo *hints, struct addrinfo **res)
+{
+    int rc = getaddrinfo(cfg.host, "0", hints, res);
+    if (rc && !strcasecmp(cfg.host, "localhost")) {
+        struct addrinfo h = *hints;
+        h.ai_flags |= AI_NUMERICHOST;
+        rc = getaddrinfo("127.0.0.1", "0", &h, res);
+    }
+    return rc;
+}
+
+/* --health-check: GET /health from the server at HOST:PORT (a wildcard HOST is asked on
+ * loopback); 0 if it answers 200 within 3 s, else 1. For a container's HEALTHCHECK, where
+ * there is no curl. */
+static int health_check_run(void)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (!strcmp(cfg.host, "0.0.0.0") || !strcmp(cfg.host, "::") || !cfg.host[0])
+        strcpy(cfg.host, cfg.host[0] == ':' ? "::1" : "127.0.0.1");
+    if (resolve_host(&hints, &res)) {
+        fprintf(stderr, "peerpigeon: health check: cannot resolve %s\n", cfg.host);
+        return 1;
+    }
+    int ok = 0;
+    for (struct addrinfo *a = res; a && !ok; a = a->ai_next) {
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        struct timeval tv = {3, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        struct sockaddr_storage sa;
+        memcpy(&sa, a->ai_addr, a->ai_addrlen);
+        dns_set_port(&sa, (uint16_t)cfg.port);
+        static const char req[] = "GET /health HTTP/1.1\r\nHost: localhost\r\n"
+                                  "Connection: close\r\n\r\n";
+        char buf[2048];
+        size_t n = 0;
+        if (connect(fd, (struct sockaddr *)&sa, a->ai_addrlen) == 0 &&
+            send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1)) {
+            ssize_t r;
+            while (n < sizeof buf && (r = recv(fd, buf + n, sizeof buf - n, 0)) > 0)
+                n += (size_t)r;
+            struct http_response hr;
+            ok = http_parse_response(buf, n, &hr) > 0 && hr.status == 200;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (!ok) fprintf(stderr, "peerpigeon: health check of %s port %d failed\n", cfg.host, cfg.port);
+    return ok ? 0 : 1;
+}
+
 static int listen_on(const struct addrinfo *ai, int port)
 {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -475,7 +537,7 @@ static int open_listeners(void)
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *res;
-    int rc = getaddrinfo(cfg.host, "0", &hints, &res);
+    int rc = resolve_host(&hints, &res);
     if (rc) {
         fprintf(stderr, "peerpigeon: cannot resolve HOST '%s': %s\n", cfg.host, gai_strerror(rc));
         return -1;
@@ -567,6 +629,7 @@ static int setup(void)
 int main(int argc, char **argv)
 {
     config_load(argc, argv);
+    if (health_check) return health_check_run();
     conn_set_log_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};

@@ -328,6 +328,17 @@ function cpuTicks(pid) {
   return +rest[11] + +rest[12];
 }
 
+test('--health-check: exit 0 against a live server, 1 against none', async () => {
+  const A = await startServer();
+  const { spawnSync } = require('child_process');
+  const ok = spawnSync(BIN, ['--health-check'], { env: { ...process.env, PORT: String(A.port), HOST: '0.0.0.0' }, timeout: 8000 });
+  eq(ok.status, 0, 'health check of a live server (wildcard HOST asked on loopback) -> 0');
+  await A.stop();
+  const bad = spawnSync(BIN, ['--health-check', '--port', String(A.port), '--host', '127.0.0.1'], { timeout: 8000 });
+  eq(bad.status, 1, 'nothing listening -> 1');
+  check(/health check of 127\.0\.0\.1 port \d+ failed/.test(bad.stderr.toString()), 'says what failed', bad.stderr.toString());
+});
+
 test('log lines: RFC 3339 UTC timestamp, none under journald', async () => {
   const A = await startServer();
   const first = A.log.split('\n')[0];
