@@ -7,7 +7,7 @@ SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-
 VERSION = 0.1.0
 SRCS = peerpigeon.c peer.c hub.c conn.c dns.c ws.c http.c json.c
 HDRS = $(wildcard *.h)
-UNITS = build/test_ws build/test_http build/test_json build/test_dns
+UNITS = build/test_ws build/test_http build/test_json build/test_dns build/test_peer build/test_hub
 
 all: peerpigeon
 
@@ -39,19 +39,20 @@ build/test_http: test/test_http.c http.c json.c http.h json.h test/t.h | build
 build/test_dns: test/test_dns.c dns.c dns.h test/t.h | build
 	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_dns.c dns.c
 
-build/wsc: test/wsc.c ws.c ws.h | build
-	$(CC) $(WARN) -O2 -g -I. -o $@ test/wsc.c ws.c
+# peer.c and hub.c on test/fake_conn.c, the connection layer without sockets
+FAKE = test/fake_conn.c test/fake_conn.h conn.h
 
+build/test_peer: test/test_peer.c peer.c json.c peer.h json.h ws.h $(FAKE) test/t.h | build
+	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_peer.c test/fake_conn.c peer.c json.c
+
+build/test_hub: test/test_hub.c hub.c peer.c dns.c http.c json.c ws.c $(HDRS) $(FAKE) test/t.h | build
+	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_hub.c test/fake_conn.c hub.c peer.c dns.c http.c json.c ws.c
+
+# every libFuzzer target for FUZZ_SECONDS each, from the seed corpora test/fuzz.sh writes
 FUZZ_SECONDS ?= 20
-FUZZ = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I.
 
 fuzz: | build
-	$(FUZZ) -o build/fuzz_ws test/fuzz_ws.c ws.c
-	$(FUZZ) -o build/fuzz_http test/fuzz_http.c http.c json.c
-	$(FUZZ) -o build/fuzz_json test/fuzz_json.c json.c
-	$(FUZZ) -o build/fuzz_dns test/fuzz_dns.c dns.c
-	$(FUZZ) -o build/fuzz_peer test/fuzz_peer.c peer.c hub.c dns.c json.c ws.c http.c
-	for f in ws http json dns peer; do ./build/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz.sh
 
 unit: $(UNITS)
 	@for t in $(UNITS); do ./$$t || exit 1; done

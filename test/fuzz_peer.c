@@ -10,7 +10,7 @@
  * registry matches the connections after each step; after each script everything is closed and
  * the registry must be empty again.
  *
- * Script: byte 0 bit 0 = hub mode; then ops, each an opcode byte (low bits % 12: see run_op;
+ * Script: byte 0 bit 0 = hub mode; then ops, each an opcode byte (low 7 bits % 12: see run_op;
  * bit 7 ends the epoll batch: dropped connections are reaped) and its argument bytes. E.g.
  * 01 | 00 00 | 00 01 | 01 00 00 01 00 | 84 01 00: hub mode; open ids[0]; open ids[1]; to
  * connection 0 the template 0 (announce) in network 1 ("net-a") without data; close connection
@@ -466,7 +466,7 @@ static void op_stats(void)
 static void run_op(struct in *in)
 {
     uint8_t op_byte = get8(in);
-    switch (op_byte % 12) {
+    switch ((op_byte & 0x7f) % 12) {
     case 0: /* open a peer */
         op_open(in);
         break;

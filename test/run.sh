@@ -34,7 +34,10 @@ suite() {
         fail=$((fail + 1))
     fi
 }
-for t in build/test_ws build/test_http build/test_json build/test_dns; do suite "$(basename "$t")" 120 "./$t"; done
+for t in build/test_ws build/test_http build/test_json build/test_dns build/test_peer build/test_hub; do
+    suite "$(basename "$t")" 120 "./$t"
+done
+[ -f test/layers.sh ] && suite layers 120 bash test/layers.sh
 suite fuzz 120 bash test/fuzz.sh
 for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/chaos.js test/queue.js; do
     [ -f "$t" ] && suite "$(basename "$t")" 300 node "$t"
