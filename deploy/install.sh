@@ -66,8 +66,8 @@ die() {
 }
 
 # --- options -------------------------------------------------------------------------------
-o_port= o_host= o_hub= o_boot= o_boot_set= o_token= o_token_set= o_gen= o_max= o_pub= o_bin=
-uninstall= dry=
+o_port='' o_host='' o_hub='' o_boot='' o_boot_set='' o_token='' o_token_set='' o_gen='' o_max=''
+o_pub='' o_bin='' uninstall='' dry=''
 need_arg() { [ $# -ge 2 ] || die "$1 needs a value (see --help)" 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -163,6 +163,8 @@ put() {
     chmod "$mode" "$tmp"
     if [ "$IS_ROOT" = 1 ]; then chown 0:0 "$tmp"; fi
     mv -f "$tmp" "$dst"
+    # SELinux (Oracle Linux): the label of its directory, as a file installed there would get
+    if [ "$LIVE" = 1 ] && command -v restorecon >/dev/null; then restorecon "$dst" 2>/dev/null || true; fi
     say "wrote: $f (mode $mode)"
 }
 remove() {
@@ -205,7 +207,7 @@ is_loopback() { case $1 in 127.* | ::1 | localhost) return 0 ;; *) return 1 ;; e
 url_host() { case $1 in *:*) printf '[%s]' "$1" ;; *) printf '%s' "$1" ;; esac; }
 
 # --- firewall ------------------------------------------------------------------------------
-FW_KIND=none FW_POS= FW_NOTE=
+FW_KIND=none FW_POS='' FW_NOTE=''
 ipt_spec() { printf '%s\n' -p tcp -m state --state NEW -m tcp --dport "$1" -j ACCEPT; }
 fw_detect() {
     if command -v firewall-cmd >/dev/null && firewall-cmd --state >/dev/null 2>&1; then
@@ -429,8 +431,18 @@ else
         fi
     fi
 fi
+# elf_machine FILE: x86_64, aarch64, ... from the ELF header (e_machine, little-endian)
+elf_machine() {
+    local m
+    [ "$(head -c 4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ] || { echo "not ELF"; return; }
+    m=$(od -An -tu2 -j18 -N2 "$1" | tr -d ' ')
+    case $m in 62) echo x86_64 ;; 183) echo aarch64 ;; 3) echo i386 ;; 40) echo arm ;; *) echo "machine $m" ;; esac
+}
 version=
 if [ -x "$src_bin" ]; then
+    arch=$(elf_machine "$src_bin")
+    [ "$arch" = "$(uname -m)" ] ||
+        die "$src_bin is a $arch binary and this machine is $(uname -m) (build/peerpigeon-$(uname -m) from make static-all, or build here without --binary)"
     version=$("$src_bin" --version 2>&1) ||
         die "$src_bin does not run on this machine ($(uname -m)): $version"
     say "binary: $src_bin ($version)"
@@ -446,8 +458,11 @@ user_created=$(get_kv "$STATE" USER_CREATED)
 if user_exists; then
     say "user $SVC_USER exists"
 else
-    account useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell "$(nologin_path)" --comment "peerpigeon-c server" "$SVC_USER"
+    group=(--user-group)
+    if [ "$LIVE" = 1 ] && getent group "$SVC_USER" >/dev/null; then group=(--gid "$SVC_USER"); fi
+    account useradd --system "${group[@]}" --no-create-home --home-dir /nonexistent \
+        --shell "$(nologin_path)" --comment "peerpigeon-c server" "$SVC_USER" ||
+        die "could not create the user $SVC_USER"
     user_created=1
 fi
 
@@ -550,7 +565,7 @@ svc enable --now "$SVC" || die "systemctl enable --now $SVC failed; see journalc
 # --- where it is reachable -----------------------------------------------------------------
 pub_note=
 public_address() {
-    local a= u
+    local a='' u
     if [ -n "$o_pub" ]; then echo "$o_pub"; return; fi
     if ! is_wildcard "$host"; then echo "$host"; return; fi
     for u in https://api.ipify.org https://ifconfig.me/ip; do

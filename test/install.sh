@@ -9,8 +9,9 @@
 # passes `systemd-analyze verify` (skipped, not passed, when it cannot run here), and runs the
 # installed binary with the env file's settings on a free loopback port: --health-check, and
 # the token enforced. Last line: "N passed, N failed, N skipped"; exit 1 on a failure.
+# shellcheck disable=SC2016 # the checks are single-quoted for eval, on purpose
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 pass=0 fail=0 skip=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
@@ -99,6 +100,13 @@ for args in "--port 0" "--port 70000" "--port x" "--max-connections 0" "--max-co
     run "$T/bad" none --binary "$BIN" "$@"
     t "refused: $args (exit 2, nothing written)" eval '[ $RC -eq 2 ] && [ ! -e "$T/bad" ]'
 done
+
+# a binary of the other architecture (e_machine patched) is refused before anything is done
+cp "$BIN" "$T/other-arch"
+if [ "$(uname -m)" = x86_64 ]; then other='\267'; else other='\076'; fi
+printf "$other" | dd of="$T/other-arch" bs=1 seek=18 conv=notrunc status=none
+run "$T/bad" none --binary "$T/other-arch"
+t "refused: --binary of another architecture (nothing written)" eval '[ $RC -ne 0 ] && has "$OUT" "binary and this machine is $(uname -m)" && [ ! -e "$T/bad" ]'
 
 # --- a hub, ufw active ---------------------------------------------------------------------
 H=$T/hub
