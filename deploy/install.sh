@@ -386,7 +386,7 @@ elif [ -n "$old_token" ]; then
     token_note="kept the token of $ENVF"
 elif [ "$hub" = true ] && ! has_kv "$ENVF" AUTH_TOKEN && [ "$(get_kv "$STATE" OPEN_HUB)" != 1 ]; then
     token=$(gen_token)
-    token_note="generated a token for the hub mesh (32 random bytes)"
+    token_note="generated a token for the hub mesh (32 random bytes)${dry:+; a dry run does not keep it}"
 else
     token=
 fi
