@@ -298,6 +298,10 @@ t "loopback host: port closed again, none opened" eval 'has "$OUT" "would run: f
 t "loopback host: dial URL ws://127.0.0.1:3000" has "$OUT" "BOOTSTRAP_HUBS=ws://127.0.0.1:3000"
 run "$F" none --host 0.0.0.0 --binary "$BIN" --public-address 192.0.2.1
 t "no firewall: says so" has "$OUT" "firewall: none active"
+run "$F" none --auth-token '' --binary "$BIN" --public-address 192.0.2.1
+t "hub with --auth-token '': no token, a warning" eval '[ $RC -eq 0 ] && ! grep -q "^AUTH_TOKEN=" "$F/etc/peerpigeon.env" && has "$OUT" "anyone can join this mesh"'
+run "$F" none --binary "$BIN" --public-address 192.0.2.1
+t "open hub run again: still no token generated" eval '[ $RC -eq 0 ] && ! grep -q "^AUTH_TOKEN=" "$F/etc/peerpigeon.env" && has "$OUT" "nothing changed"'
 run "$F" none --uninstall
 t "firewalld uninstall: no file left" eval '[ $RC -eq 0 ] && [ -z "$(find "$F" -type f)" ]'
 
