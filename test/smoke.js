@@ -2,7 +2,8 @@
 // test/smoke.js - smoke test for a deployed PeerPigeon signalling server (or two hubs of one mesh),
 // with the real npm client (peerpigeon@1.1.3's SignalingClient, as test/interop.js uses it):
 //
-//   NODE_PATH=.deps/node_modules node test/smoke.js [options] URL [URL2]
+//   node test/smoke.js [options] URL [URL2]      (npm packages: NODE_PATH, else .deps/ of this
+//                                                 checkout, which test/deps.sh fills)
 //
 //   URL, URL2      ws:// or wss:// (http:// and https:// are taken as ws:// and wss://), any path
 //                  and query, e.g. wss://signal.example.org/?token=SECRET. With URL2 the second
@@ -93,8 +94,17 @@ process.on('unhandledRejection', (e) => finish(false, e && e.message ? e.message
 process.on('uncaughtException', (e) => finish(false, e && e.message ? e.message : String(e)));
 
 // ---- a WebSocket for the library: ws with our TLS options, recording every frame -------------
+// npm packages: from NODE_PATH or the usual places, else from this repository's .deps/ (so that
+// `node test/smoke.js URL` works from a checkout after test/deps.sh without NODE_PATH)
+const LOCAL = path.join(__dirname, '..', '.deps', 'node_modules');
+function resolvePkg(name) {
+  try { return require.resolve(name); } catch { /* try .deps */ }
+  try { return require.resolve(path.join(LOCAL, name)); } catch { return null; }
+}
 let WS;
-try { WS = require('ws'); } catch { finish(false, "npm package 'ws' not found (NODE_PATH=.deps/node_modules; test/deps.sh installs it)"); }
+const wsPath = resolvePkg('ws');
+if (!wsPath) finish(false, "npm package 'ws' not found (NODE_PATH=.deps/node_modules; test/deps.sh installs it)");
+else WS = require(wsPath);
 const sockets = [];
 class SmokeWS extends WS {
   constructor(url, protocols, o) {
@@ -126,11 +136,8 @@ globalThis.WebSocket = SmokeWS;
 
 // ---- the npm package ------------------------------------------------------------------------
 function pkgDir() {
-  const tries = [];
-  try { return path.dirname(require.resolve('peerpigeon/package.json')); } catch (e) { tries.push(e.message.split('\n')[0]); }
-  const local = path.join(__dirname, '..', '.deps', 'node_modules', 'peerpigeon');
-  if (fs.existsSync(path.join(local, 'package.json'))) return local;
-  return null;
+  const p = resolvePkg('peerpigeon/package.json');
+  return p ? path.dirname(p) : null;
 }
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
