@@ -4,6 +4,9 @@
 //   node test/proxy.js get URL [CA]    GET http(s)://...; prints "<status> <location> <body>" on
 //                                      one line (body squashed, at most 300 bytes); exit 1 on a
 //                                      network or TLS error (printed as "ERR <code> <message>")
+//   node test/proxy.js hold URL CA MS  open a WebSocket (ws package), send nothing for MS ms;
+//                                      prints "open after MS ms, N pings" (exit 0) or why it
+//                                      closed (exit 1): an idle peer must outlive proxy timeouts
 'use strict';
 const net = require('net');
 const fs = require('fs');
@@ -54,6 +57,24 @@ function get(url, caFile) {
   });
 }
 
+function hold(url, caFile, ms) {
+  let WS;
+  try { WS = require('ws'); } catch { WS = require(require('path').join(__dirname, '..', '.deps', 'node_modules', 'ws')); }
+  const id = require('crypto').randomBytes(20).toString('hex');
+  const u = new URL(url);
+  u.searchParams.set('peerId', id);
+  return new Promise((resolve) => {
+    const ws = new WS(u.toString(), { ca: caFile ? fs.readFileSync(caFile) : undefined, perMessageDeflate: false });
+    let pings = 0;
+    let done = false;
+    const end = (ok, line) => { if (!done) { done = true; resolve({ ok, line }); try { ws.terminate(); } catch { /* gone */ } } };
+    ws.on('ping', () => { pings++; });
+    ws.on('open', () => setTimeout(() => end(ws.readyState === WS.OPEN, `open after ${ms} ms, ${pings} pings`), ms));
+    ws.on('close', (code, reason) => end(false, `closed after ${pings} pings: ${code} ${reason}`));
+    ws.on('error', (e) => end(false, `ERR ${e.code || '-'} ${e.message}`));
+  });
+}
+
 (async () => {
   const [cmd, a, b] = process.argv.slice(2);
   if (cmd === 'port') console.log(await freePort());
@@ -62,8 +83,12 @@ function get(url, caFile) {
     const r = await get(a, b);
     console.log(r.line);
     process.exit(r.ok ? 0 : 1);
+  } else if (cmd === 'hold') {
+    const r = await hold(a, b, Number(process.argv[5]));
+    console.log(r.line);
+    process.exit(r.ok ? 0 : 1);
   } else {
-    console.error('usage: node test/proxy.js port | ipv6 | get URL [CAFILE]');
+    console.error('usage: node test/proxy.js port | ipv6 | get URL [CAFILE] | hold URL CAFILE MS');
     process.exit(2);
   }
 })();

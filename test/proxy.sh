@@ -159,7 +159,9 @@ start_server() {
     printf -v "${name}_PID" '%s' "$pid"
     [ -n "$port" ] || { tail -5 "$T/$name.log"; return 1; }
 }
-check "server S1 (hub, AUTH_TOKEN) started" start_server S1 AUTH_TOKEN=$TOKEN IS_HUB=true || finish
+# S1 pings every 2 s: the nginx test config cuts idle upstreams after 5 s instead of 90 s, and an
+# idle peer must survive that (the server's pings are what keeps the proxied socket alive)
+check "server S1 (hub, AUTH_TOKEN, PING_INTERVAL=2) started" start_server S1 AUTH_TOKEN=$TOKEN IS_HUB=true PING_INTERVAL=2 || finish
 check "server S2 (hub, AUTH_TOKEN, dials S1) started" start_server S2 AUTH_TOKEN=$TOKEN IS_HUB=true \
     BOOTSTRAP_HUBS=ws://127.0.0.1:$S1_PORT || finish
 note "S1 on 127.0.0.1:$S1_PORT, S2 on 127.0.0.1:$S2_PORT"
@@ -201,7 +203,8 @@ start_nginx() {
         "listen 80;|listen 127.0.0.1:$NG_HTTP;"
         "/etc/letsencrypt/live/signal.example.org/fullchain.pem|$PKI/server.crt"
         "/etc/letsencrypt/live/signal.example.org/privkey.pem|$PKI/server.key"
-        "/var/log/nginx/peerpigeon.access.log|$N/access.log")
+        "/var/log/nginx/peerpigeon.access.log|$N/access.log"
+        "proxy_read_timeout 90s;|proxy_read_timeout 5s;" "proxy_send_timeout 90s;|proxy_send_timeout 5s;")
     if [ -n "$V6" ]; then
         rules+=("listen [::]:443 ssl;|listen [::1]:$NG_HTTPS ssl;" "listen [::]:80;|listen [::1]:$NG_HTTP;")
     else
@@ -289,6 +292,10 @@ PROXIES=()
 if [ -n "$HAVE_NGINX" ]; then
     if check "nginx: deploy/nginx.conf (placeholders replaced) loads (nginx -t) and nginx serves" start_nginx; then
         PROXIES+=(nginx)
+        # in the background while the rest runs: an idle WebSocket through nginx for 8 s
+        node test/proxy.js hold "wss://127.0.0.1:$NG_HTTPS/?token=$TOKEN" "$CA" 8000 > "$T/hold.out" 2>&1 &
+        HOLD_PID=$!
+        PIDS+=("$HOLD_PID")
         note "nginx on 127.0.0.1${V6:+ and [::1]} port $NG_HTTPS (https) and $NG_HTTP (http) -> S1"
     else
         tail -5 "$T/nginx/error.log" 2>/dev/null | sed 's/^/  /'
@@ -358,6 +365,13 @@ if [ "${#PROXIES[@]}" -eq 2 ]; then
     fi
 else
     bad "across the proxies: needs both nginx and caddy (have: ${PROXIES[*]:-none})"
+fi
+
+if [ -n "${HOLD_PID:-}" ]; then
+    wait "$HOLD_PID"
+    rc=$?
+    echo "  $(cat "$T/hold.out")"
+    check "nginx: an idle WebSocket outlives proxy_read_timeout (5 s here) thanks to the server's pings (PING_INTERVAL=2)" [ "$rc" -eq 0 ]
 fi
 
 # ---- logs: no token anywhere --------------------------------------------------------------------
