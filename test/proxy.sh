@@ -15,7 +15,8 @@
 #  - per proxy and address family: test/smoke.js wss://...?token=secret --ca (connect, discovery
 #    both ways, offer/answer, leave seen), GET /health = 200; the token in a header
 #    (--token); a wrong token is a 401 through the proxy; without --ca the certificate is refused;
-#    across the proxies: a client on each hub; nginx's port-80 server redirects to https
+#    across the proxies: a client on each hub; nginx's port-80 server redirects to https; an
+#    idle WebSocket outlives nginx's proxy_read_timeout (cut to 5 s, S1 pinging every 2 s)
 #  - the access logs of both proxies (and nginx's http-level default log and error log, and the
 #    servers' logs) hold no token; the servers exit 0 on SIGTERM, sanitizer-clean
 # Every process and the temp dir are cleaned up on exit. Last line: "N passed, N failed".
