@@ -32,6 +32,9 @@
 #define DEDUP_WINDOW_MS 5000
 #define TOMB_SLOTS 4096 /* recent withdrawals remembered */
 #define TOMB_MS 60000
+#define HUB_HEARTBEAT_MS 1000  /* each hub of ours floods a heartbeat this often */
+#define ORIGIN_TIMEOUT_MS 4000 /* a hub unheard this long on every path: its clients are gone */
+#define MAX_ORIGINS 256        /* hubs of ours in the mesh whose clients we keep */
 
 struct link {
     char uri[MAX_URL];
@@ -55,7 +58,25 @@ struct link {
 static struct link links[MAX_BOOTSTRAP_HUBS];
 static int nlinks;
 static struct conn *inbound[MAX_INBOUND_HUBS];
+static uint8_t inbound_ours[MAX_INBOUND_HUBS]; /* said hub-info: speaks the mesh protocol */
 static int ninbound;
+
+/* A hub of ours in the mesh (an origin): each hub is the only authority on its own clients.
+ * Its heartbeats (flooded, deduplicated by sequence) say it is alive and which link is the
+ * freshest way to it; its clients are kept until it withdraws them, restarts without them
+ * (`since`), or goes unheard on every path for ORIGIN_TIMEOUT_MS. A link going down changes
+ * routes, never membership. */
+struct origin {
+    char id[PEER_ID_LEN + 1];
+    uint8_t used, alive;
+    uint64_t hb_seq; /* its latest heartbeat */
+    uint64_t since;  /* the first sequence of its current run */
+    uint64_t heard;  /* mono ms */
+    struct conn *via;
+};
+static struct origin origins[MAX_ORIGINS];
+static int norigins;
+static uint64_t hb_seq, hb_since, hb_next; /* our own heartbeats */
 static struct {
     uint64_t h;
     uint64_t at;
@@ -76,6 +97,8 @@ static struct hub_config conf;
 static int port_self; /* the port we listen on */
 
 static void hub_tick(void *arg);
+static void heartbeat_send(void);
+static void origins_expire(void);
 static void hub_on_connect(struct conn *c, void *owner);
 static int hub_on_handshake(struct conn *c, void *owner, const struct http_response *res);
 static void hub_on_open(struct conn *c, void *owner);
@@ -232,6 +255,7 @@ const char *hub_init(const struct hub_config *cfg)
         s = e;
     }
     peer_set_hooks(&hooks);
+    hb_since = hb_seq = conn_wall_ms() << 10; /* every announcement of this run is later */
     if (conn_on_tick(hub_tick, NULL)) return "no timer left";
     return NULL;
 }
@@ -243,8 +267,11 @@ void hub_set_port(int port)
 
 void hub_free(void)
 {
+    for (int i = 0; i < norigins; i++) /* no peer may keep a pointer into the table */
+        if (origins[i].used) peer_remote_drop_origin(&origins[i], UINT64_MAX, "shutdown");
     peer_set_hooks(NULL);
-    nlinks = ninbound = 0;
+    nlinks = ninbound = norigins = 0;
+    memset(origins, 0, sizeof origins);
     free(out);
     out = NULL;
 }
@@ -427,6 +454,11 @@ static void hub_on_dns_close(struct conn *c, void *owner, const char *why)
 static void hub_tick(void *arg)
 {
     (void)arg;
+    if (conn_now_ms() >= hb_next) {
+        hb_next = conn_now_ms() + HUB_HEARTBEAT_MS;
+        heartbeat_send();
+    }
+    origins_expire();
     for (int i = 0; i < nlinks; i++) {
         struct link *l = &links[i];
         if (l->dns && !l->dns_resent && conn_now_ms() - l->dns_sent >= DNS_RETRY_MS) {
@@ -494,6 +526,151 @@ static void to_hubs(struct conn *except, const char *msg, size_t len)
         if (inbound[i] != except) conn_send(inbound[i], msg, len);
 }
 
+/* A hub connection that speaks our mesh protocol (heartbeats, originHub): it said hub-info. */
+static int is_ours(const struct conn *c)
+{
+    const struct link *l = link_of(c);
+    if (l) return l->peer_caches;
+    for (int i = 0; i < ninbound; i++)
+        if (inbound[i] == c) return inbound_ours[i];
+    return 0;
+}
+
+/* The same, to our hubs only (heartbeats mean nothing to a JS hub). */
+static void to_our_hubs(struct conn *except, const char *msg, size_t len)
+{
+    for (int i = 0; i < nlinks; i++)
+        if (links[i].open && links[i].peer_caches && links[i].c != except)
+            conn_send(links[i].c, msg, len);
+    for (int i = 0; i < ninbound; i++)
+        if (inbound_ours[i] && inbound[i] != except) conn_send(inbound[i], msg, len);
+}
+
+/* ---- origins: the hubs of ours whose clients we know, how fresh, and the way to them ---- */
+
+static struct origin *origin_find(const char *id)
+{
+    for (int i = 0; i < norigins; i++)
+        if (origins[i].used && !memcmp(origins[i].id, id, PEER_ID_LEN)) return &origins[i];
+    return NULL;
+}
+
+/* Find or make the record of hub `id` (NULL if the table is full of live hubs). */
+static struct origin *origin_get(const char *id)
+{
+    struct origin *o = origin_find(id);
+    if (o) return o;
+    for (int i = 0; i < MAX_ORIGINS && !o; i++)
+        if (!origins[i].used || (!origins[i].alive && conn_now_ms() - origins[i].heard > TOMB_MS))
+            o = &origins[i];
+    if (!o) {
+        conn_log(LOG_WARN, "hub %.8s: more than %d hubs in the mesh; its peers ride on links", id,
+                 MAX_ORIGINS);
+        return NULL;
+    }
+    if (o->used) peer_remote_drop_origin(o, UINT64_MAX, "hub disconnected");
+    memset(o, 0, sizeof *o);
+    memcpy(o->id, id, PEER_ID_LEN);
+    o->used = o->alive = 1;
+    o->heard = conn_now_ms();
+    if (o - origins >= norigins) norigins = (int)(o - origins) + 1;
+    return o;
+}
+
+/* The hub a peer's clients should be reached through, as written in floods: its origin, or us
+ * (for our own clients, and for those a JS hub told us of: we are their origin to our hubs). */
+static const char *origin_name(const struct peer *p)
+{
+    const struct origin *o = peer_origin(p);
+    return o ? o->id : conf.id;
+}
+
+/* A link is gone: routes through it are forgotten until the next heartbeat finds another. */
+static void origins_unroute(const struct conn *c)
+{
+    for (int i = 0; i < norigins; i++)
+        if (origins[i].via == c) origins[i].via = NULL;
+}
+
+static void heartbeat_send(void)
+{
+    uint64_t s = conn_wall_ms() << 10;
+    hb_seq = s > hb_seq ? s : hb_seq + 1;
+    char msg[256];
+    int n = snprintf(msg, sizeof msg,
+                     "{\"type\":\"hub-heartbeat\",\"originHub\":\"%s\",\"seq\":%llu,\"since\":%llu,"
+                     "\"fromPeerId\":\"system\"}",
+                     conf.id, (unsigned long long)hb_seq, (unsigned long long)hb_since);
+    to_our_hubs(NULL, msg, (size_t)n);
+}
+
+/* Origins unheard on every path for ORIGIN_TIMEOUT_MS are gone, and their clients with them. */
+static void origins_expire(void)
+{
+    for (int i = 0; i < norigins; i++) {
+        struct origin *o = &origins[i];
+        if (!o->used || !o->alive || conn_now_ms() - o->heard < ORIGIN_TIMEOUT_MS) continue;
+        o->alive = 0;
+        o->via = NULL;
+        conn_log(LOG_INFO, "hub %.8s unreachable for %d ms: its peers are gone", o->id,
+                 ORIGIN_TIMEOUT_MS);
+        peer_remote_drop_origin(o, UINT64_MAX, "hub disconnected");
+    }
+}
+
+/* A number member of root, or 0. */
+static uint64_t msg_u64(const struct json_val *root, const char *key)
+{
+    struct json_val v;
+    if (!json_get(root, key, &v) || v.type != JSON_NUMBER || *v.p == '-') return 0;
+    return strtoull(v.p, NULL, 10);
+}
+
+/* A message's originSeq, or 0. */
+static uint64_t msg_seq(const struct json_val *root)
+{
+    return msg_u64(root, "originSeq");
+}
+
+/* The origin named by a message from `from`: only our hubs' word counts (what a JS hub relays
+ * it is the origin of). NULL: none, or not ours; *self set when our own name came back. */
+static struct origin *msg_origin(struct conn *from, const struct json_val *root, int *self)
+{
+    char id[PEER_ID_LEN + 1];
+    *self = 0;
+    if (!is_ours(from) || peer_msg_id(root, "originHub", id)) return NULL;
+    if (!strcmp(id, conf.id)) {
+        *self = 1;
+        return NULL;
+    }
+    return origin_get(id);
+}
+
+static void on_heartbeat(struct conn *from, const struct json_val *root)
+{
+    int self;
+    struct origin *o = msg_origin(from, root, &self);
+    if (!o) return;
+    uint64_t seq = msg_u64(root, "seq"), since = msg_u64(root, "since");
+    if (since > o->since) {
+        /* it restarted: what it announced before is gone with the old process */
+        if (o->since) peer_remote_drop_origin(o, since, "hub restarted");
+        o->since = since;
+    }
+    if (seq <= o->hb_seq) return; /* seen: came round another way */
+    o->hb_seq = seq;
+    o->heard = conn_now_ms();
+    o->alive = 1;
+    o->via = from; /* the first copy came the quickest way */
+    struct json_writer w;
+    char buf[256];
+    json_writer_init(&w, buf, sizeof buf);
+    json_write_raw(&w, root->p, root->len);
+    if (!w.overflow) to_our_hubs(from, w.p, w.len);
+}
+
+/* ---- tombstones ---- */
+
 static void tomb_put(const char *id, uint64_t seq)
 {
     if (!seq) return;
@@ -513,13 +690,7 @@ static uint64_t tomb_get(const char *id)
     return tombs[i].h == h && conn_now_ms() - tombs[i].at < TOMB_MS ? tombs[i].seq : 0;
 }
 
-/* A message's originSeq, or 0. */
-static uint64_t msg_seq(const struct json_val *root)
-{
-    struct json_val v;
-    if (!json_get(root, "originSeq", &v) || v.type != JSON_NUMBER || *v.p == '-') return 0;
-    return strtoull(v.p, NULL, 10);
-}
+/* ---- floods ---- */
 
 static void send_discovered(struct peer *p, void *arg)
 {
@@ -527,18 +698,29 @@ static void send_discovered(struct peer *p, void *arg)
     if (peer_via(p) == to) return; /* split horizon: never tell a hub its own peers */
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    peer_write_discovered(&w, p, NULL);
+    peer_write_discovered(&w, p, NULL, origin_name(p));
     if (!w.overflow) conn_send(to, w.p, w.len);
 }
 
-static void flood_disconnected(struct conn *except, const char *id, const char *net, size_t nl,
-                               const char *reason, uint64_t seq)
+static void flood_discovered(struct conn *except, const struct peer *p)
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    peer_write_disconnected(&w, id, 0, reason, net, nl, NULL, seq);
+    peer_write_discovered(&w, p, NULL, origin_name(p));
     if (!w.overflow) to_hubs(except, w.p, w.len);
 }
+
+static void flood_disconnected(struct conn *except, const char *id, const char *net, size_t nl,
+                               const char *reason, uint64_t seq, const char *origin)
+{
+    struct json_writer w;
+    json_writer_init(&w, out, out_cap);
+    peer_write_disconnected(&w, id, 0, reason, net, nl, NULL, seq, origin);
+    if (!w.overflow) to_hubs(except, w.p, w.len);
+}
+
+static const char hub_hello[] = "{\"type\":\"hub-info\",\"data\":{\"server\":\"peerpigeon-c\","
+                                "\"cachesPeers\":true},\"fromPeerId\":\"system\"}";
 
 static void hub_on_open(struct conn *c, void *owner)
 {
@@ -559,6 +741,9 @@ static void hub_on_open(struct conn *c, void *owner)
     json_write_u64(&w, conn_wall_ms());
     JSON_LIT(&w, "}}");
     conn_send(c, w.p, w.len);
+    /* before the sync: a hub of ours then reads our floods as ours (originHub); a JS hub
+     * answers it with an error, which is ignored */
+    conn_send(c, hub_hello, sizeof hub_hello - 1);
     conn_expect(c, peer_sync_bytes(NULL, 0));
     peer_each(send_discovered, c, 1);
 }
@@ -571,6 +756,7 @@ static void hub_on_close(struct conn *c, void *owner, const char *why)
     l->open = 0;
     l->c = NULL;
     if (l->attempt == 0) l->next_try = conn_now_ms() + backoff_ms(0);
+    origins_unroute(c);
     peer_remote_drop_link(c);
 }
 
@@ -581,11 +767,11 @@ static void hub_peer_is_hub(struct peer *p)
         conn_log(LOG_WARN, "hub %.8s: too many inbound hubs; it gets no relays", peer_id(p));
         return;
     }
+    inbound_ours[ninbound] = 0;
     inbound[ninbound++] = c;
-    /* tell a peerpigeon-c dialler that we replay peers to late joiners (JS hubs do not) */
-    static const char hello[] = "{\"type\":\"hub-info\",\"data\":{\"server\":\"peerpigeon-c\","
-                                "\"cachesPeers\":true},\"fromPeerId\":\"system\"}";
-    conn_send(c, hello, sizeof hello - 1);
+    /* tell a peerpigeon-c dialler that we replay peers to late joiners (JS hubs do not) and
+     * speak the mesh protocol */
+    conn_send(c, hub_hello, sizeof hub_hello - 1);
     conn_expect(c, peer_sync_bytes(NULL, 0));
     peer_each(send_discovered, c, 1);
 }
@@ -593,40 +779,38 @@ static void hub_peer_is_hub(struct peer *p)
 static void hub_peer_gone(struct peer *p)
 {
     struct conn *c = peer_conn(p);
+    origins_unroute(c);
     for (int i = 0; i < ninbound; i++)
         if (inbound[i] == c) {
             inbound[i] = inbound[--ninbound];
+            inbound_ours[i] = inbound_ours[ninbound];
             return;
         }
 }
 
 static void hub_local_announced(struct peer *p)
 {
-    struct json_writer w;
-    json_writer_init(&w, out, out_cap);
-    peer_write_discovered(&w, p, NULL);
-    if (!w.overflow) to_hubs(NULL, w.p, w.len);
+    flood_discovered(NULL, p);
 }
 
 static void hub_local_left(struct peer *p, const char *net, const char *reason)
 {
     tomb_put(peer_id(p), peer_seq(p)); /* echoes of its announcement are stale from now on */
-    flood_disconnected(NULL, peer_id(p), net, strlen(net), reason, peer_seq(p));
+    flood_disconnected(NULL, peer_id(p), net, strlen(net), reason, peer_seq(p), conf.id);
 }
 
 /* Flood a remote peer on to every other hub (split horizon: not back where it came from). */
 static void hub_remote_revealed(struct peer *r)
 {
-    struct json_writer w;
-    json_writer_init(&w, out, out_cap);
-    peer_write_discovered(&w, r, NULL);
-    if (!w.overflow) to_hubs(peer_via(r), w.p, w.len);
+    flood_discovered(peer_via(r), r);
 }
 
+/* A peer a JS hub told us of went with that link: we were its origin to our hubs. */
 static void hub_remote_dropped(struct peer *r)
 {
     const char *net = peer_network(r);
-    flood_disconnected(peer_via(r), peer_id(r), net, strlen(net), "hub disconnected", peer_seq(r));
+    flood_disconnected(peer_via(r), peer_id(r), net, strlen(net), "hub disconnected", peer_seq(r),
+                       conf.id);
 }
 
 /* ---- signals between hubs ---- */
@@ -654,6 +838,16 @@ static int dedup(const char *type, size_t tl, const char *from, const char *targ
     return dup;
 }
 
+/* The way to a remote target: the freshest path to its origin hub, or the link it was learnt
+ * over (JS hubs); NULL if unknown. */
+static struct conn *route_to(const char *target)
+{
+    struct peer *r = peer_remote_find(target);
+    if (!r) return NULL;
+    struct origin *o = peer_origin(r);
+    return o ? o->via : peer_via(r);
+}
+
 static void relay(struct conn *from, const char *type, size_t tl, const char *from_id,
                   const char *target, const char *net, size_t nl, const struct json_val *data,
                   unsigned hops)
@@ -663,7 +857,7 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
     json_writer_init(&w, out, out_cap);
     peer_write_signal(&w, type, tl, from_id, target, net, nl, data, (int)hops + 1);
     if (w.overflow) return;
-    struct conn *via = peer_remote_link(target);
+    struct conn *via = route_to(target);
     if (via && via != from && conn_is_open(via))
         conn_send(via, w.p, w.len);
     else
@@ -678,6 +872,67 @@ static void hub_relay_signal(struct conn *from, const char *type, size_t type_le
     relay(from, type, type_len, from_id, target, net, net_len, data, 0);
 }
 
+static void on_discovered(struct conn *from, const struct json_val *root,
+                          const struct json_val *data)
+{
+    char id[PEER_ID_LEN + 1], net[MAX_NETWORK_NAME + 1];
+    size_t nl;
+    if (data->type != JSON_OBJECT || peer_msg_id(data, "peerId", id) ||
+        peer_msg_network(root, net, &nl) || !strcmp(id, conf.id))
+        return;
+    int self;
+    struct origin *o = msg_origin(from, root, &self);
+    if (self) return; /* our own flood, back round a ring */
+    /* an announcement no newer than one withdrawn, or than the local peer's own (our
+     * announcement coming back round a ring), or from before its hub restarted, is stale */
+    uint64_t seq = msg_seq(root);
+    struct peer *lp = peer_find(id);
+    if (seq && (seq <= tomb_get(id) || (lp && seq <= peer_seq(lp)))) return;
+    if (o && seq && seq < o->since) return;
+    if (o) {
+        o->heard = conn_now_ms();
+        o->alive = 1;
+    }
+    struct peer *r = peer_remote_add(from, o, id, net, nl, data, seq);
+    if (!r) return;
+    flood_discovered(from, r);
+    /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a new
+     * peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
+    struct link *l = link_of(from);
+    if (l && !l->peer_caches && !peer_remote_hidden(r)) {
+        conn_expect(from, peer_sync_bytes(net, nl));
+        peer_each_in(net, nl, send_discovered, from);
+    }
+}
+
+static void on_disconnected(struct conn *from, const struct json_val *root,
+                            const struct json_val *data)
+{
+    char id[PEER_ID_LEN + 1];
+    /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
+    if (data->type != JSON_OBJECT || peer_msg_id(data, "peerId", id)) return;
+    struct json_val rv;
+    char why[MAX_REASON_LEN + 1] = "disconnected";
+    if (json_get(data, "reason", &rv) && rv.type == JSON_STRING &&
+        json_str_unescape(&rv, why, sizeof why) < 0)
+        strcpy(why, "disconnected");
+    int self;
+    struct origin *o = msg_origin(from, root, &self);
+    if (self) return;
+    uint64_t seq = msg_seq(root);
+    struct peer *r = peer_remote_entry(id);
+    /* only its origin withdraws a peer (a JS hub: what it told us of): an old hub that let go of
+     * a peer that moved does not take it from its new one */
+    if (r && peer_origin(r) != o) r = NULL;
+    if (r && seq && seq < peer_seq(r)) return; /* withdraws an older announcement */
+    tomb_put(id, seq ? seq : r ? peer_seq(r) : 0);
+    if (!r) return;
+    /* flooded on even when hidden behind our local peer: our hubs may know it visible */
+    const char *rnet = peer_network(r);
+    flood_disconnected(from, id, rnet, strlen(rnet), why, seq ? seq : peer_seq(r), origin_name(r));
+    peer_remote_remove(id, why); /* a hidden entry (see peer_remote_add) goes quietly */
+}
+
 static int hub_handle(struct conn *from, const char *type, size_t tl, const struct json_val *root)
 {
     char id[PEER_ID_LEN + 1], net[MAX_NETWORK_NAME + 1];
@@ -685,50 +940,22 @@ static int hub_handle(struct conn *from, const char *type, size_t tl, const stru
     struct json_val data;
     int has_data = json_get(root, "data", &data);
     if (peer_type_is(type, tl, "peer-discovered")) {
-        if (!has_data || data.type != JSON_OBJECT || peer_msg_id(&data, "peerId", id) ||
-            peer_msg_network(root, net, &nl) || !strcmp(id, conf.id))
-            return 1;
-        /* an announcement no newer than one withdrawn, or than the local peer's own (our
-         * announcement coming back round a ring), is stale */
-        uint64_t seq = msg_seq(root);
-        struct peer *lp = peer_find(id);
-        if (seq && (seq <= tomb_get(id) || (lp && seq <= peer_seq(lp)))) return 1;
-        struct peer *r = peer_remote_add(from, id, net, nl, &data, seq);
-        if (r) {
-            hub_remote_revealed(r);
-            /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a
-             * new peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
-            struct link *l = link_of(from);
-            if (l && !l->peer_caches) {
-                conn_expect(from, peer_sync_bytes(net, nl));
-                peer_each_in(net, nl, send_discovered, from);
-            }
-        }
+        if (has_data) on_discovered(from, root, &data);
         return 1;
     }
     if (peer_type_is(type, tl, "peer-disconnected")) {
-        /* matched by peerId only: JS hubs may name the wrong network after a goodbye */
-        if (has_data && data.type == JSON_OBJECT && !peer_msg_id(&data, "peerId", id)) {
-            struct json_val rv;
-            char why[MAX_REASON_LEN + 1] = "disconnected";
-            if (json_get(&data, "reason", &rv) && rv.type == JSON_STRING &&
-                json_str_unescape(&rv, why, sizeof why) < 0)
-                strcpy(why, "disconnected");
-            uint64_t seq = msg_seq(root);
-            struct peer *r = peer_remote_find(id);
-            if (r && seq && seq < peer_seq(r)) return 1; /* withdraws an older announcement */
-            tomb_put(id, seq ? seq : r ? peer_seq(r) : 0);
-            if (r) {
-                const char *rnet = peer_network(r);
-                flood_disconnected(from, id, rnet, strlen(rnet), why, seq ? seq : peer_seq(r));
-            }
-            peer_remote_remove(id, why); /* a hidden entry (see peer_remote_add) goes quietly */
-        }
+        if (has_data) on_disconnected(from, root, &data);
+        return 1;
+    }
+    if (peer_type_is(type, tl, "hub-heartbeat")) {
+        on_heartbeat(from, root);
         return 1;
     }
     if (peer_type_is(type, tl, "hub-info")) {
         struct link *l = link_of(from);
         if (l) l->peer_caches = 1;
+        for (int i = 0; !l && i < ninbound; i++)
+            if (inbound[i] == from) inbound_ours[i] = 1;
         return 1;
     }
     if (peer_type_is(type, tl, "offer") || peer_type_is(type, tl, "answer") ||

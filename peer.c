@@ -39,6 +39,7 @@ struct peer {
     struct peer *prev, *next; /* in net's list */
     char *extra;              /* announce data minus peerId/isHub: `,"k":v...` */
     char *shadow_net;         /* remote, but hidden by a local peer of the same id: its network */
+    void *origin;             /* remote: the hub it is connected to (hub.c's), NULL = conn */
     uint64_t seq;             /* its announcement's origin sequence (hub mode; 0 = unknown) */
     uint32_t extra_len;
     uint64_t connected_at, registered_at, last_activity; /* wall ms */
@@ -166,7 +167,7 @@ static struct table peers, remotes, networks;
 static void remote_free(struct peer *r, const char *reason);
 static void net_unlink(struct peer *p);
 static uint64_t peer_next_seq(void);
-static void remote_reveal(struct peer *r);
+static void remote_reveal(struct peer *r, int quiet);
 static uint32_t nhubs, nnets_local;
 static char *out; /* message scratch: max message + envelope */
 static size_t out_cap;
@@ -241,7 +242,8 @@ int peer_has_hub_rights(const struct peer *p)
 
 const char *peer_network(const struct peer *p)
 {
-    return p->net ? p->net->name : GLOBAL;
+    /* a hidden remote peer is in no network here, but is one of shadow_net where it lives */
+    return p->net ? p->net->name : p->shadow_net ? p->shadow_net : GLOBAL;
 }
 
 uint32_t peer_count(void)
@@ -343,7 +345,8 @@ static void send_not_routed(struct peer *p, const char *type, size_t tl)
     send_error(p, text);
 }
 
-size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target)
+size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target,
+                             const char *origin_hub)
 {
     size_t at = 0;
     JSON_LIT(w, "{\"type\":\"peer-discovered\",\"data\":{\"peerId\":\"");
@@ -354,11 +357,17 @@ size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const 
         JSON_LIT(w, "\",\"isHub\":false");
     if (p->extra_len) json_write_raw(w, p->extra, p->extra_len);
     JSON_LIT(w, "},\"networkName\":");
-    json_write_str(w, peer_network(p), p->net ? p->net->len : GLOBAL_LEN);
+    const char *net = peer_network(p);
+    json_write_str(w, net, p->net ? p->net->len : strlen(net));
     JSON_LIT(w, ",\"fromPeerId\":\"system\"");
     if (!target && p->seq) { /* to hubs: which announcement this is (see hub.c, tombstones) */
         JSON_LIT(w, ",\"originSeq\":");
         json_write_u64(w, p->seq);
+    }
+    if (!target && origin_hub) { /* to hubs of ours: whose client it is */
+        JSON_LIT(w, ",\"originHub\":\"");
+        json_write_raw(w, origin_hub, PEER_ID_LEN);
+        JSON_LIT(w, "\"");
     }
     if (target) {
         JSON_LIT(w, ",\"targetPeerId\":\"");
@@ -391,13 +400,13 @@ static void announce_to_network(struct peer *p)
     static const char zeros[PEER_ID_LEN + 1] = "0000000000000000000000000000000000000000";
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    size_t at = peer_write_discovered(&w, p, zeros);
+    size_t at = peer_write_discovered(&w, p, zeros, NULL);
     if (!w.overflow) fan_out(p->net, p, w.p, w.len, at);
 }
 
 size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub,
                                const char *reason, const char *net, size_t net_len,
-                               const char *target, uint64_t seq)
+                               const char *target, uint64_t seq, const char *origin_hub)
 {
     size_t at = 0;
     JSON_LIT(w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
@@ -416,9 +425,16 @@ size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub
         at = w->len;
         json_write_raw(w, target, PEER_ID_LEN);
         JSON_LIT(w, "\"");
-    } else if (seq) {
-        JSON_LIT(w, ",\"originSeq\":");
-        json_write_u64(w, seq);
+    } else {
+        if (seq) {
+            JSON_LIT(w, ",\"originSeq\":");
+            json_write_u64(w, seq);
+        }
+        if (origin_hub) {
+            JSON_LIT(w, ",\"originHub\":\"");
+            json_write_raw(w, origin_hub, PEER_ID_LEN);
+            JSON_LIT(w, "\"");
+        }
     }
     peer_write_end(w);
     return at;
@@ -429,13 +445,15 @@ static void disconnected_to_network(struct network *n, const struct peer *p, con
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
     /* the target is a placeholder: fan_out puts each member's id there */
-    size_t at = peer_write_disconnected(&w, p->id, p->is_hub, reason, n->name, n->len, p->id, 0);
+    size_t at =
+        peer_write_disconnected(&w, p->id, p->is_hub, reason, n->name, n->len, p->id, 0, NULL);
     if (!w.overflow) fan_out(n, p, w.p, w.len, at);
 }
 
 /* ---- membership ---- */
 
-static void leave_network(struct peer *p, const char *reason)
+/* quiet: the network is not told (the peer is still a member, now through another hub) */
+static void leave_network_as(struct peer *p, const char *reason, int quiet)
 {
     struct network *n = p->net;
     if (!n) return;
@@ -444,8 +462,13 @@ static void leave_network(struct peer *p, const char *reason)
     net_unlink(p); /* may free n: only its copy of the name is used after this */
     if (p->is_hub && !p->remote) nhubs--;
     struct network *still = table_find(&networks, name, strlen(name));
-    if (still) disconnected_to_network(still, p, reason);
+    if (still && !quiet) disconnected_to_network(still, p, reason);
     if (!p->remote && !p->is_hub && hooks) hooks->left(p, name, reason);
+}
+
+static void leave_network(struct peer *p, const char *reason)
+{
+    leave_network_as(p, reason, 0);
 }
 
 /* Copy an announce `data` object's members except peerId and isHub as `,"k":v...`. */
@@ -483,7 +506,7 @@ static void send_discovered_to(struct peer *to, const struct peer *about)
 {
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
-    peer_write_discovered(&w, about, to->id);
+    peer_write_discovered(&w, about, to->id, NULL);
     if (!w.overflow) conn_send(to->conn, w.p, w.len);
 }
 
@@ -791,14 +814,18 @@ static void peer_on_close(struct conn *c, void *owner, const char *reason)
 {
     struct peer *p = owner;
     (void)c;
-    leave_network(p, reason);
+    /* moved to another hub while this connection lingered (half-open): for the network it never
+     * left, so it is not told it did */
+    struct peer *r = table_find(&remotes, p->id, PEER_ID_LEN);
+    int moved = r && r->shadow_net && p->net && !p->is_hub && !strcmp(r->shadow_net, p->net->name);
+    leave_network_as(p, reason, moved);
     table_del(&peers, p);
     if (p->hub_rights) {
         if (hooks) hooks->hub_gone(p);
         peer_remote_drop_link(p->conn);
     }
-    struct peer *r = table_find(&remotes, p->id, PEER_ID_LEN);
-    if (r && r->shadow_net) remote_reveal(r);
+    r = table_find(&remotes, p->id, PEER_ID_LEN);
+    if (r && r->shadow_net) remote_reveal(r, moved);
     free(p->extra);
     free(p);
 }
@@ -875,29 +902,48 @@ static int remote_in(const struct peer *r, const char *net, size_t net_len)
     return strlen(name) == net_len && !memcmp(name, net, net_len);
 }
 
-struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
-                             const struct json_val *data, uint64_t seq)
+/* Is an announcement of sequence seq no news for the entry r of the same network? Sequences
+ * of one origin are exact, those of different origins wall-clock based, so a peer that moved
+ * announced later is newer. JS hubs send none (0): an unsequenced announcement never changes a
+ * known entry (as before origins), which also keeps their echoes from taking a peer over. */
+static int remote_stale(const struct peer *r, uint64_t seq)
+{
+    if (!seq) return 1;
+    return r->seq && seq <= r->seq;
+}
+
+struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, const char *net,
+                             size_t net_len, const struct json_val *data, uint64_t seq)
 {
     struct json_val ih;
     if (data && data->type == JSON_OBJECT && json_get(data, "isHub", &ih) && ih.type == JSON_TRUE)
         return NULL;
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
+    if (r && remote_in(r, net, net_len) && remote_stale(r, seq)) return NULL;
     if (r && remote_in(r, net, net_len)) {
-        if (seq > r->seq) r->seq = seq;
-        return NULL;
+        /* the same peer, newer: it moved to another hub, or re-announced. The network knows it
+         * already; the route and the data change. */
+        if (set_extra(r, data)) return NULL;
+        r->conn = via;
+        r->origin = origin;
+        r->seq = seq;
+        return r;
     }
+    if (r && seq && r->seq && seq <= r->seq) return NULL; /* an older one of another network */
     if (r) peer_remote_remove(id, "network changed");
     r = calloc(1, sizeof *r);
     if (!r) return NULL;
     memcpy(r->id, id, PEER_ID_LEN);
     r->remote = 1;
     r->conn = via;
+    r->origin = origin;
     r->seq = seq;
     r->connected_at = r->registered_at = r->last_activity = conn_wall_ms();
     if (peer_find(id)) {
         /* it is connected here too: its old connection, maybe half-open, after it moved to
          * another hub. Keep the entry hidden; when the local one goes, the network learns where
-         * the peer lives now (peer_on_close). */
+         * the peer lives now (peer_on_close). The caller still floods it: other hubs must
+         * learn where it went. */
         r->shadow_net = malloc(net_len + 1);
         if (!r->shadow_net || set_extra(r, data) || table_add(&remotes, r)) {
             remote_free(r, NULL);
@@ -905,7 +951,7 @@ struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, 
         }
         memcpy(r->shadow_net, net, net_len);
         r->shadow_net[net_len] = 0;
-        return NULL;
+        return r;
     }
     struct network *n = net_get(net, net_len);
     if (!n || set_extra(r, data) || table_add(&remotes, r)) {
@@ -931,8 +977,9 @@ static void remote_free(struct peer *r, const char *reason)
     free(r);
 }
 
-/* The local peer of r's id is gone: r is what the network should now know. */
-static void remote_reveal(struct peer *r)
+/* The local peer of r's id is gone: r is what the network should now know (quiet: it knows
+ * already, the peer only moved). */
+static void remote_reveal(struct peer *r, int quiet)
 {
     struct network *n = net_get(r->shadow_net, strlen(r->shadow_net));
     if (!n) {
@@ -943,7 +990,7 @@ static void remote_reveal(struct peer *r)
     free(r->shadow_net);
     r->shadow_net = NULL;
     net_link(n, r);
-    announce_to_network(r);
+    if (!quiet) announce_to_network(r);
     if (hooks) hooks->remote_revealed(r);
 }
 
@@ -960,7 +1007,10 @@ void peer_remote_drop_link(struct conn *via)
 {
     for (uint32_t i = 0; i <= remotes.mask;) {
         struct peer *r = remotes.e[i];
-        if (r && r->conn == via) {
+        if (r && r->conn == via && r->origin) {
+            r->conn = NULL; /* its hub may still be reached another way: a route, not membership */
+            i++;
+        } else if (r && r->conn == via) {
             table_del_at(&remotes, i); /* a later entry may shift into i: look again */
             if (!r->shadow_net && hooks) hooks->remote_dropped(r);
             remote_free(r, "hub disconnected");
@@ -976,8 +1026,30 @@ struct peer *peer_remote_find(const char *id)
     return r && !r->shadow_net ? r : NULL;
 }
 
-struct conn *peer_remote_link(const char *id)
+void peer_remote_drop_origin(void *origin, uint64_t before, const char *reason)
 {
-    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
-    return r ? r->conn : NULL;
+    for (uint32_t i = 0; i <= remotes.mask;) {
+        struct peer *r = remotes.e[i];
+        if (r && r->origin == origin && r->seq < before) {
+            table_del_at(&remotes, i); /* a later entry may shift into i: look again */
+            remote_free(r, reason);
+        } else {
+            i++;
+        }
+    }
+}
+
+struct peer *peer_remote_entry(const char *id)
+{
+    return table_find(&remotes, id, PEER_ID_LEN);
+}
+
+int peer_remote_hidden(const struct peer *r)
+{
+    return r->shadow_net != NULL;
+}
+
+void *peer_origin(const struct peer *r)
+{
+    return r->origin;
 }

@@ -70,18 +70,27 @@ void peer_write_hubs(struct json_writer *w);
 /* ---- for hub.c ---- */
 
 struct peer *peer_find(const char *id);
-/* A peer of another hub, learnt over link `via`: remember it and tell the local peers of its
- * network. Returns the new entry (the caller floods it on), or NULL if known, local, a hub, or
- * over the limit. */
-struct peer *peer_remote_add(struct conn *via, const char *id, const char *net, size_t net_len,
-                             const struct json_val *data, uint64_t seq);
+/* A peer of another hub: announcement `seq` (0 = none, from a JS hub) of the hub `origin`
+ * (hub.c's opaque record; NULL = the link itself, as for a JS hub), learnt over link `via`.
+ * Remember it and tell the local peers of its network, or, when this announcement is newer than
+ * the one known (it moved to another hub, re-announced), take its route and data. Returns the
+ * entry when it is new or changed (the caller floods it on; it may be hidden behind a local
+ * peer of the same id), or NULL if it is no news, a hub, or over the limit. */
+struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, const char *net,
+                             size_t net_len, const struct json_val *data, uint64_t seq);
 /* Drop a remote peer (it left); tells local peers. Returns 1 if it was known. */
 int peer_remote_remove(const char *id, const char *reason);
-/* Drop every remote peer learnt over `via` (the link went down); the remote_dropped hook is told
- * of each. */
+/* The link `via` went down: remote peers with an origin hub lose this route only (their hub may
+ * still be reached another way); those without (learnt from a JS hub) are dropped, and the
+ * remote_dropped hook is told of each. */
 void peer_remote_drop_link(struct conn *via);
-struct peer *peer_remote_find(const char *id); /* a visible remote peer, or NULL */
-struct conn *peer_remote_link(const char *id); /* the link a remote peer came over, or NULL */
+/* Drop the remote peers of `origin` announced before sequence `before` (UINT64_MAX: all): the
+ * hub is unreachable, or restarted without them. Local peers are told (reason). */
+void peer_remote_drop_origin(void *origin, uint64_t before, const char *reason);
+struct peer *peer_remote_find(const char *id);  /* a visible remote peer, or NULL */
+struct peer *peer_remote_entry(const char *id); /* visible or hidden, or NULL */
+int peer_remote_hidden(const struct peer *r);   /* hidden behind a local peer of its id */
+void *peer_origin(const struct peer *r);        /* a remote peer's origin (NULL: its link) */
 /* Forward a signal (offer/answer/ice-candidate) to a local target if its network is net:
  * returns 1 if delivered, 0 if the target is not connected here, -1 if it is but in another
  * network. data may be NULL (no data key). */
@@ -126,12 +135,14 @@ void peer_write_end(struct json_writer *w);
 void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
                        const char *target, const char *net, size_t net_len,
                        const struct json_val *data, int hops);
-/* Write the whole peer-discovered message about p (to target, or without targetPeerId and with
- * originSeq when NULL). Returns the offset of the target id in the output (0 when none). */
-size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target);
+/* Write the whole peer-discovered message about p: to target, or to hubs (target NULL: with
+ * originSeq, and originHub when origin_hub is not NULL). Returns the offset of the target id in
+ * the output (0 when none). */
+size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target,
+                             const char *origin_hub);
 /* Write a peer-disconnected about peer id of net: to `target` (its offset returned), or to hubs
- * (target NULL: with originSeq when seq is not 0). */
+ * (target NULL: with originSeq when seq is not 0, originHub when origin_hub is not NULL). */
 size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub,
                                const char *reason, const char *net, size_t net_len,
-                               const char *target, uint64_t seq);
+                               const char *target, uint64_t seq, const char *origin_hub);
 #endif
