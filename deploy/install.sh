@@ -47,7 +47,7 @@ existing token is kept.
   --max-connections N   WebSocket connections at once (default 60000; above 64512 the unit's
                         LimitNOFILE is raised with a drop-in)
   --public-address A    the address other hubs and clients dial, for the printed URLs
-                        (default: --host if specific, else looked up)
+                        (default: --host if specific, else the local address)
   --binary PATH         install this binary instead of building (e.g. build/peerpigeon-aarch64)
   --uninstall           stop and remove the service, unit, binary, env file, the user (if
                         this script created it) and the firewall opening it made
@@ -565,23 +565,18 @@ svc enable --now "$SVC" || die "systemctl enable --now $SVC failed; see journalc
 # --- where it is reachable -----------------------------------------------------------------
 pub_note=
 public_address() {
-    local a='' u
+    local a=''
     if [ -n "$o_pub" ]; then echo "$o_pub"; return; fi
     if ! is_wildcard "$host"; then echo "$host"; return; fi
-    for u in https://api.ipify.org https://ifconfig.me/ip; do
-        if command -v curl >/dev/null; then
-            a=$(curl -fsS4 --max-time 3 "$u" 2>/dev/null | tr -d '[:space:]') || a=
-        elif command -v wget >/dev/null; then
-            a=$(wget -qO- -T 3 "$u" 2>/dev/null | tr -d '[:space:]') || a=
-        fi
-        [[ $a =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] && { echo "$a"; return; }
-    done
+    # no third-party "what is my IP" service is asked: the address of the default route (no
+    # packet is sent), which is the public one unless the VM is behind NAT (cloud VMs are:
+    # pass --public-address)
     a=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
     [ -n "$a" ] || a=$(hostname -I 2>/dev/null | awk '{print $1}')
     echo "${a:-127.0.0.1}"
     return 1
 }
-addr=$(public_address) || pub_note=" (a local address: the public one could not be looked up; behind NAT pass --public-address)"
+addr=$(public_address) || pub_note=" (the local address: behind NAT, as on Oracle Cloud, pass --public-address)"
 ahost=$(url_host "$addr")
 
 # --- health --------------------------------------------------------------------------------

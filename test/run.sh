@@ -37,10 +37,13 @@ suite() {
 for t in build/test_ws build/test_http build/test_json build/test_dns build/test_peer build/test_hub; do
     suite "$(basename "$t")" 120 "./$t"
 done
-[ -f test/layers.sh ] && suite layers 120 bash test/layers.sh
+suite layers 120 bash test/layers.sh
+[ -f test/json_arch.sh ] && suite json_arch.sh 300 bash test/json_arch.sh
 suite fuzz 120 bash test/fuzz.sh
-for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/chaos.js test/queue.js; do
+suite install.sh 120 bash test/install.sh
+for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/mesh.js test/chaos.js test/queue.js; do
     [ -f "$t" ] && suite "$(basename "$t")" 300 node "$t"
 done
+suite proxy.sh 180 bash test/proxy.sh
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
