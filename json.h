@@ -3,6 +3,8 @@
  * then look keys up in an object span and hand back views (pointer, length) into the caller's
  * buffer, so a value such as `data` can be copied through verbatim. Strings are unescaped
  * (\uXXXX and surrogate pairs to UTF-8) only on request, into a caller-owned buffer.
+ * json_parse validates and records the root object's members in the same pass, so looking
+ * several keys up costs no rescan whatever their order.
  * Writer: appends to a caller-owned fixed buffer, escaping strings; overflow sets a flag. */
 #ifndef JSON_H
 #define JSON_H
@@ -10,6 +12,7 @@
 #include <stdint.h>
 
 #define JSON_MAX_DEPTH 32
+#define JSON_MAX_MEMBERS 32 /* root-object members json_parse records */
 
 enum json_type {
     JSON_NONE = 0, /* not found */
@@ -33,6 +36,31 @@ struct json_val {
 /* 0 if s[0..len) is exactly one valid JSON value with optional surrounding whitespace, with
  * strings holding valid UTF-8, nesting at most JSON_MAX_DEPTH; -1 otherwise. */
 int json_validate(const char *s, size_t len);
+
+/* The members of a root object, in document order: keys[k] (a JSON_STRING view, quotes
+ * included) and vals[k] are views into the parsed buffer, as json_next would give them. */
+struct json_obj {
+    size_t n;
+    struct json_val keys[JSON_MAX_MEMBERS], vals[JSON_MAX_MEMBERS];
+    int more; /* more members than kept */
+};
+
+/* Validate s[0..len) exactly like json_validate and, in the same pass, fill *root with the
+ * document's value (as json_value would) and *o with its members when it is an object (the
+ * first JSON_MAX_MEMBERS; `more` set if there were more). Returns 0 for a valid object; -1
+ * otherwise, with root->type JSON_NONE if s is not valid JSON, or the type of the valid
+ * non-object value (o->n is then 0). Views point into s, which the caller keeps. */
+int json_parse(const char *s, size_t len, struct json_val *root, struct json_obj *o);
+
+/* json_get(root, key, out) answered from o, as json_parse filled it for root: the same result
+ * (the first occurrence, keys compared after unescaping) without a scan; when o->more and the
+ * key is not among the recorded members, it falls back to json_get on root. */
+int json_obj_get(const struct json_obj *o, const struct json_val *root, const char *key,
+                 struct json_val *out);
+
+/* The string scanner compiled in: "sse2", "neon", "swar" or "scalar" (-DJSON_SCALAR,
+ * -DJSON_SWAR force the last two). All give the same results; a static string. */
+const char *json_scanner(void);
 
 /* Parse the value at the start of s (leading whitespace skipped) without validating beyond what
  * is needed to find its end. On success fills *out and returns 0; -1 on malformed input.
