@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # deploy/build-static.sh - static musl builds for x86_64 and aarch64 from Debian 12 packages only.
-#   build/peerpigeon-x86_64   musl-gcc -Os -static -s
+#   build/peerpigeon-x86_64   musl-gcc with the Makefile's STATIC_FLAGS (-Os -static -s, no unwind
+#                             tables, --gc-sections), as `make static`
 #   build/peerpigeon-aarch64  clang --target=aarch64-linux-musl + ld.lld against Debian's
 #                             musl-dev:arm64, with compiler-rt builtins from libclang-rt-N-dev:arm64
 #                             (aarch64 long double is IEEE quad: musl's printf needs __multf3 etc.)
-# As root it installs what is missing (idempotent): musl-tools clang lld, the arm64 dpkg
-# architecture, musl-dev:arm64 libclang-rt-N-dev:arm64, and qemu-user-static for the smoke run.
-# If qemu-aarch64(-static) is present, the aarch64 binary is run: --version, then PORT=0 on
-# 127.0.0.1 and GET /health. Fails if a binary exceeds 150 KB (153600 bytes). Never writes
-# ./peerpigeon. Usage: bash deploy/build-static.sh  (or `make static-all`)
+# It first says what it needs and what of that is missing. As root it installs what is missing
+# (idempotent): musl-tools clang lld, the arm64 dpkg architecture, musl-dev:arm64
+# libclang-rt-N-dev:arm64, and qemu-user-static for the smoke run; not as root it prints the
+# commands and exits 1. If qemu-aarch64(-static) is present, the aarch64 binary is run:
+# --version, then PORT=0 on 127.0.0.1 and GET /health. Fails if a binary exceeds 150 KB
+# (153600 bytes). Never writes ./peerpigeon.
+# Usage: bash deploy/build-static.sh          (or `make static-all`)
+#        bash deploy/build-static.sh --aarch64  (only build/peerpigeon-aarch64, no smoke run)
+#        bash deploy/build-static.sh --ensure PKG...  (install Debian packages as root, or say
+#                                      what to install and exit 1; `make static` uses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WARN=${WARN:--std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wvla -Werror}
 VERSION=${VERSION:-$(sed -n 's/^VERSION = //p' Makefile)}
-SRCS="${SRCS:-peerpigeon.c peer.c hub.c dns.c ws.c http.c json.c}"
+# the Makefile passes its SRCS; run by hand, the same list is read from the Makefile
+SRCS="${SRCS:-$(sed -n 's/^SRCS = //p' Makefile)}"
+[ -n "$SRCS" ] || { echo "build-static: no SRCS (run from the repository, or set SRCS)" >&2; exit 1; }
+# the Makefile's STATIC_FLAGS; the linker flags work with GNU ld and lld alike
+STATIC_FLAGS=${STATIC_FLAGS:-$(sed -n '/^STATIC_FLAGS = /,/[^\\]$/p' Makefile | sed 's/^STATIC_FLAGS = //; s/\\$//' | tr '\n\t' '  ')}
 LIMIT=153600
 MUSL_A64=/usr/lib/aarch64-linux-musl
 MUSL_A64_INC=/usr/include/aarch64-linux-musl
@@ -23,28 +33,81 @@ installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok
 
 ensure_packages() {
     local missing=() p
+    if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+        echo "build-static: not a Debian system (no dpkg/apt-get): install the equivalents of $*" \
+            "(Debian names) with your package manager" >&2
+        return 1
+    fi
     for p in "$@"; do installed "$p" || missing+=("$p"); done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         echo "build-static: missing ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
         return 1
     fi
-    echo "build-static: installing ${missing[*]}"
+    echo "build-static: installing ${missing[*]} (apt-get)"
     if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+if [ "${1:-}" = --ensure ]; then
+    shift
+    ensure_packages "$@"
+    exit $?
+fi
+ONLY_A64=0
+[ "${1:-}" = --aarch64 ] && ONLY_A64=1
+
+have_qemu() { command -v qemu-aarch64-static >/dev/null || command -v qemu-aarch64 >/dev/null; }
+
+# --- the plan, up front --------------------------------------------------------------------
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    echo "build-static: needs Debian's dpkg and apt (musl-dev:arm64 is a Debian package); elsewhere" \
+        "build the x86_64 binary with \`make static\` (musl-gcc) or natively on an aarch64 host" >&2
+    exit 1
+fi
+# compiler-rt must match clang (Debian 12: clang 14 -> libclang-rt-14-dev); before clang is
+# installed, the version is the one the clang package depends on
+if command -v clang >/dev/null; then
+    CLANG_MAJOR=$(clang -dumpversion | cut -d. -f1)
+else
+    CLANG_MAJOR=$(apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1)
+    CLANG_MAJOR=${CLANG_MAJOR:-14}
+fi
+NEED_HOST="clang lld"; [ $ONLY_A64 = 1 ] || NEED_HOST="musl-tools $NEED_HOST"
+NEED_A64="musl-dev:arm64 libclang-rt-$CLANG_MAJOR-dev:arm64"
+todo=()
+for p in $NEED_HOST; do installed "$p" || todo+=("$p"); done
+ARCH_MISSING=0
+dpkg --print-foreign-architectures 2>/dev/null | grep -qx arm64 || ARCH_MISSING=1
+for p in $NEED_A64; do installed "$p" || todo+=("$p"); done
+QEMU_PLAN=""
+if [ $ONLY_A64 = 0 ] && ! have_qemu; then QEMU_PLAN=qemu-user-static; todo+=(qemu-user-static); fi
+echo "build-static: needs $NEED_HOST $NEED_A64 (Debian packages; arm64 as a dpkg architecture)${QEMU_PLAN:+,}" \
+    ${QEMU_PLAN:+"and qemu-user-static for the aarch64 smoke run"}
+if [ ${#todo[@]} -eq 0 ] && [ $ARCH_MISSING = 0 ]; then
+    echo "build-static: all present, nothing to install"
+elif [ "$(id -u)" -eq 0 ]; then
+    plan=""
+    [ $ARCH_MISSING = 1 ] && plan="dpkg --add-architecture arm64; "
+    [ ${#todo[@]} -gt 0 ] && plan="${plan}apt-get install ${todo[*]}"
+    echo "build-static: will install: $plan"
+else
+    echo "build-static: missing; as root run:" >&2
+    [ $ARCH_MISSING = 1 ] && echo "  dpkg --add-architecture arm64 && apt-get update" >&2
+    [ ${#todo[@]} -gt 0 ] && echo "  apt-get install ${todo[*]}" >&2
+    exit 1
+fi
+
 # --- toolchains ------------------------------------------------------------------------
-ensure_packages musl-tools clang lld
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    [ "$(id -u)" -eq 0 ] || { echo "build-static: as root: dpkg --add-architecture arm64" >&2; exit 1; }
+# shellcheck disable=SC2086
+ensure_packages $NEED_HOST
+if [ $ARCH_MISSING = 1 ]; then
     dpkg --add-architecture arm64
     APT_UPDATED=
 fi
-# compiler-rt must match the installed clang (Debian 12: clang 14 -> libclang-rt-14-dev)
-CLANG_MAJOR=$(clang -dumpversion | cut -d. -f1)
-ensure_packages musl-dev:arm64 "libclang-rt-$CLANG_MAJOR-dev:arm64"
-if ! command -v qemu-aarch64-static >/dev/null && ! command -v qemu-aarch64 >/dev/null; then
+# shellcheck disable=SC2086
+ensure_packages $NEED_A64
+if [ -n "$QEMU_PLAN" ]; then
     ensure_packages qemu-user-static || echo "build-static: no qemu; aarch64 smoke run skipped"
 fi
 
@@ -54,24 +117,28 @@ BUILTINS=$RESDIR/lib/linux/libclang_rt.builtins-aarch64.a
 
 mkdir -p build
 # --- x86_64 ----------------------------------------------------------------------------
-# shellcheck disable=SC2086
-musl-gcc $WARN -Os -static -s -DPP_VERSION="\"$VERSION\"" -o build/peerpigeon-x86_64 $SRCS
+if [ $ONLY_A64 = 0 ]; then
+    # shellcheck disable=SC2086
+    musl-gcc $WARN $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" -o build/peerpigeon-x86_64 $SRCS
+fi
 
 # --- aarch64 ---------------------------------------------------------------------------
 # -nostdinc/-nostdlib: only musl's arm64 headers and clang's own (stddef.h, stdarg.h...), and an
-# explicit musl link line; -s strips at link time.
+# explicit musl link line; STATIC_FLAGS carry -static, -s (strip at link time) and --gc-sections.
 # shellcheck disable=SC2086
-clang --target=aarch64-linux-musl $WARN -Os -DPP_VERSION="\"$VERSION\"" \
+clang --target=aarch64-linux-musl $WARN $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" \
     -nostdinc -isystem "$RESDIR/include" -isystem "$MUSL_A64_INC" \
-    -static -nostdlib -fuse-ld=lld -s -o build/peerpigeon-aarch64 \
+    -nostdlib -fuse-ld=lld -o build/peerpigeon-aarch64 \
     "$MUSL_A64/crt1.o" "$MUSL_A64/crti.o" $SRCS "$MUSL_A64/libc.a" "$BUILTINS" "$MUSL_A64/crtn.o"
 
 fail=0
-for a in x86_64 aarch64; do
+ARCHS="x86_64 aarch64"; [ $ONLY_A64 = 0 ] || ARCHS=aarch64
+for a in $ARCHS; do
     s=$(stat -c %s "build/peerpigeon-$a")
     echo "build/peerpigeon-$a: $s bytes stripped (target <= $LIMIT)"
     [ "$s" -le "$LIMIT" ] || { echo "build-static: $a binary over $LIMIT bytes" >&2; fail=1; }
 done
+[ $ONLY_A64 = 1 ] && exit $fail
 build/peerpigeon-x86_64 --version
 
 # --- aarch64 smoke run under qemu --------------------------------------------------------
