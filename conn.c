@@ -39,6 +39,18 @@
 
 static struct conn_config conf;
 static uint64_t now;
+static struct conn_stats stats;
+
+const char *const conn_end_names[CONN_END_N] = {
+    "eof",     "reset",        "close_frame", "server",    "slow_reader", "protocol",
+    "too_big", "ping_timeout", "idle",        "handshake", "dns",         "shutdown",
+};
+const char *const conn_kind_names[CONN_KIND_N] = {"http", "websocket", "hub_link", "dns"};
+
+const struct conn_stats *conn_stats(void)
+{
+    return &stats;
+}
 
 /* ---- clock and logging ---- */
 
@@ -198,6 +210,7 @@ struct conn {
     uint8_t counted;     /* counts in ws_open */
     uint8_t told;        /* the owner was told it is over */
     uint8_t paused;      /* K_LISTEN: out of descriptors, not polled until the next tick */
+    uint8_t ended;       /* CONN_END_* + 1 once it ended: the first cause counts */
     uint32_t burst;      /* extra queue allowance (conn_expect) until the queue drains */
     uint32_t timeout_ms; /* K_DIAL: handshake, K_UDP: lifetime */
     struct ws_reader wr;
@@ -225,6 +238,81 @@ static int nticks;
 
 static void conn_gone(struct conn *c, const char *why);
 static void flush_dirty(void);
+
+/* Remember why c ended, the first time. */
+static void ended(struct conn *c, int cause)
+{
+    if (!c->ended) c->ended = (uint8_t)(cause + 1);
+}
+
+/* The cause behind one of the loop's own `why` strings (the owner's close is "server"). */
+static int cause_of(const char *why)
+{
+    static const struct {
+        const char *why;
+        int cause;
+    } t[] = {
+        {"disconnected", CONN_END_EOF},
+        {"closed", CONN_END_EOF},
+        {"connection reset", CONN_END_RESET},
+        {"socket error", CONN_END_RESET},
+        {"write error", CONN_END_RESET},
+        {"slow reader", CONN_END_SLOW_READER},
+        {"protocol error", CONN_END_PROTOCOL},
+        {"read buffer", CONN_END_TOO_BIG},
+        {"timeout", CONN_END_PING_TIMEOUT},
+        {"idle", CONN_END_IDLE},
+        {"bad handshake answer", CONN_END_HANDSHAKE},
+        {"connect failed", CONN_END_HANDSHAKE},
+        {"handshake timeout", CONN_END_HANDSHAKE},
+        {"no answer (timeout)", CONN_END_DNS},
+        {"connection refused", CONN_END_DNS},
+        {"shutdown", CONN_END_SHUTDOWN},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcmp(why, t[i].why)) return t[i].cause;
+    return CONN_END_SERVER;
+}
+
+static int kind_of(const struct conn *c)
+{
+    switch (c->kind) {
+    case K_WS:
+        return CONN_KIND_WS;
+    case K_DIAL:
+        return CONN_KIND_LINK;
+    case K_UDP:
+        return CONN_KIND_DNS;
+    default:
+        return CONN_KIND_HTTP;
+    }
+}
+
+uint32_t conn_count(void)
+{
+    uint32_t n = 0;
+    for (int fd = 0; fd < conns_top; fd++)
+        n += conns[fd] && conns[fd]->kind != K_LISTEN;
+    return n;
+}
+
+uint64_t conn_queued_bytes(void)
+{
+    uint64_t n = 0;
+    for (int fd = 0; fd < conns_top; fd++)
+        if (conns[fd]) n += conns[fd]->wbuf.len - conns[fd]->wbuf.off;
+    return n;
+}
+
+int conn_open_fds(void)
+{
+    /* what the loop itself holds: its connections (listeners too), the epoll set, the spare
+     * descriptor and stdio */
+    int n = 0;
+    for (int fd = 0; fd < conns_top; fd++)
+        n += conns[fd] != NULL;
+    return n + 1 + (reserve_fd >= 0) + 3;
+}
 
 int conn_init(const struct conn_config *cfg)
 {
@@ -435,6 +523,7 @@ static void conn_detach(struct conn *c, const char *why)
 static void conn_end(struct conn *c, uint16_t code, const char *reason, const char *why)
 {
     if (c->state != S_OPEN) return;
+    ended(c, cause_of(why));
     conn_detach(c, why);
     if (c->kind == K_UDP) { /* nothing to say goodbye with */
         conn_gone(c, why);
@@ -457,6 +546,7 @@ static void conn_end(struct conn *c, uint16_t code, const char *reason, const ch
 
 void conn_close(struct conn *c, uint16_t code, const char *reason)
 {
+    if (c->state == S_OPEN) ended(c, CONN_END_SERVER);
     conn_end(c, code, reason, reason);
 }
 
@@ -466,6 +556,7 @@ void conn_close(struct conn *c, uint16_t code, const char *reason)
 static void conn_gone(struct conn *c, const char *why)
 {
     if (c->state == S_DEAD) return;
+    ended(c, cause_of(why));
     c->state = S_DEAD;
     c->why = why;
     c->next_dead = dead_head;
@@ -489,6 +580,8 @@ static void conn_reap(void)
     while (dead_head) {
         struct conn *c = dead_head;
         dead_head = c->next_dead;
+        if (c->kind != K_LISTEN)
+            stats.ended[kind_of(c)][c->ended ? c->ended - 1 : CONN_END_SERVER]++;
         conns[c->fd] = NULL;
         close(c->fd);
         buf_free(&c->rbuf);
@@ -504,6 +597,7 @@ static void conn_flush(struct conn *c)
         ssize_t n = send(c->fd, c->wbuf.p + c->wbuf.off, c->wbuf.len - c->wbuf.off, MSG_NOSIGNAL);
         if (n > 0) {
             c->wbuf.off += (uint32_t)n;
+            stats.bytes_out += (uint64_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -562,6 +656,7 @@ static void ws_control(struct conn *c, const struct ws_frame *f, uint8_t *pl)
             }
         }
         int empty = f->payload_len == 0;
+        ended(c, CONN_END_CLOSE_FRAME);
         conn_detach(c, reason);
         c->state = S_CLOSING;
         c->since = now;
@@ -703,6 +798,7 @@ static void udp_readable(struct conn *c)
                 conn_gone(c, errno == ECONNREFUSED ? "connection refused" : "socket error");
             return;
         }
+        stats.bytes_in += (uint64_t)n;
         if (c->h && c->h->datagram) c->h->datagram(c, c->owner, scratch, (size_t)n);
     }
 }
@@ -747,6 +843,7 @@ static void conn_readable(struct conn *c)
             if (errno != EAGAIN && errno != EWOULDBLOCK) conn_gone(c, "connection reset");
             return;
         }
+        stats.bytes_in += (uint64_t)n;
         if (c->state != S_OPEN) continue; /* closing: discard until EOF */
         if (direct) {
             size_t used = conn_process(c, scratch, (size_t)n);
@@ -794,6 +891,7 @@ static void accept_all(struct conn *l)
                 close(reserve_fd);
                 fd = accept(l->fd, NULL, NULL);
                 if (fd >= 0) close(fd);
+                if (fd >= 0) stats.shed++;
                 reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 conn_log(LOG_WARN, "out of file descriptors: connection shed");
             }
@@ -809,6 +907,7 @@ static void accept_all(struct conn *l)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = conn_new(fd, K_HTTP, EPOLLIN);
+        stats.accepted++;
         if (c) conn_set_owner(c, l->h, l->owner);
     }
 }

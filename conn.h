@@ -42,6 +42,37 @@ struct conn_config {
     int log_level;
 };
 
+/* ---- counters, for /metrics ---- */
+
+/* Why a connection ended: the first cause counts. */
+enum {
+    CONN_END_EOF,         /* the other side closed the TCP connection */
+    CONN_END_RESET,       /* reset or socket error */
+    CONN_END_CLOSE_FRAME, /* the other side sent a WebSocket close */
+    CONN_END_SERVER,      /* closed by us: answered, refused, replaced, resolved */
+    CONN_END_SLOW_READER, /* its output queue overflowed */
+    CONN_END_PROTOCOL,    /* a frame or message refused (1002, 1007, 1009) */
+    CONN_END_TOO_BIG,     /* a partial frame or head over its buffer cap */
+    CONN_END_PING_TIMEOUT,
+    CONN_END_IDLE,        /* HTTP: silent for 10 s */
+    CONN_END_HANDSHAKE,   /* dial: connect failed, bad or no 101 in time */
+    CONN_END_DNS,         /* a lookup that got no answer in time, or was refused */
+    CONN_END_SHUTDOWN,
+    CONN_END_N
+};
+enum { CONN_KIND_HTTP, CONN_KIND_WS, CONN_KIND_LINK, CONN_KIND_DNS, CONN_KIND_N };
+extern const char *const conn_end_names[CONN_END_N];   /* "eof", "reset", ... */
+extern const char *const conn_kind_names[CONN_KIND_N]; /* "http", "websocket", ... */
+struct conn_stats {
+    uint64_t accepted, shed;   /* connections accepted; shed at the descriptor limit */
+    uint64_t bytes_in, bytes_out;
+    uint64_t ended[CONN_KIND_N][CONN_END_N];
+};
+const struct conn_stats *conn_stats(void);
+uint32_t conn_count(void);        /* open connections, listeners not counted */
+uint64_t conn_queued_bytes(void); /* output queued and not yet written, all connections */
+int conn_open_fds(void);          /* descriptors open in the process (-1 if unknown) */
+
 /* ---- clock and logging ---- */
 
 uint64_t conn_now_ms(void);  /* monotonic ms, read once per loop turn */

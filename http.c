@@ -537,6 +537,11 @@ static void write_hubstats(struct json_writer *w, const struct http_info *in)
     JSON_LIT(w, "}");
 }
 
+static void write_metrics(struct json_writer *w, const struct http_info *in)
+{
+    in->write_metrics(w);
+}
+
 size_t http_respond(const struct http_request *req, const struct http_info *info, int keep_alive,
                     char *out, size_t cap)
 {
@@ -550,7 +555,9 @@ size_t http_respond(const struct http_request *req, const struct http_info *info
                                    "Access-Control-Allow-Methods: GET, OPTIONS\r\n"
                                    "Access-Control-Allow-Headers: Content-Type, Authorization\r\n");
     void (*writer)(struct json_writer *, const struct http_info *) = NULL;
-    if (path_is(req, "/health"))
+    if (path_is(req, "/metrics") && info->write_metrics)
+        writer = write_metrics;
+    else if (path_is(req, "/health"))
         writer = write_health;
     else if (path_is(req, "/stats"))
         writer = write_stats;
@@ -572,6 +579,7 @@ size_t http_respond(const struct http_request *req, const struct http_info *info
         json_writer_init(&w, body, sizeof body);
         writer(&w, info);
         blen = w.len;
+        if (writer == write_metrics) ctype = "text/plain; version=0.0.4; charset=utf-8";
         if (w.overflow) {
             status = 500;
             ctype = text;

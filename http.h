@@ -112,11 +112,13 @@ struct http_info {
     const char *cors;
     void (*write_hubs)(struct json_writer *w);      /* JSON array for /hubs */
     void (*write_bootstrap)(struct json_writer *w); /* JSON array for /hubstats */
+    void (*write_metrics)(struct json_writer *w);   /* Prometheus text for /metrics */
 };
 
 /* Answer a request that is not a WebSocket upgrade: GET/HEAD /, /health, /stats, /hubstats,
- * /hubs; OPTIONS anywhere (204 preflight); other paths 404; other methods 405. Writes the
- * whole response into out (cap bytes; 500 if the body does not fit) and returns its length. */
+ * /hubs, /metrics (when write_metrics is set); OPTIONS anywhere (204 preflight); other paths 404;
+ * other methods 405. Writes the whole response into out (cap bytes; 500 if the body does not fit)
+ * and returns its length. */
 size_t http_respond(const struct http_request *req, const struct http_info *info, int keep_alive,
                     char *out, size_t cap);
 

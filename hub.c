@@ -75,6 +75,7 @@ struct origin {
     struct conn *via;
 };
 static struct origin origins[MAX_ORIGINS];
+static struct hub_stats stats;
 static int norigins;
 static uint64_t hb_seq, hb_since, hb_next; /* our own heartbeats */
 static struct {
@@ -391,6 +392,7 @@ static void dns_start(struct link *l)
 
 static void dial(struct link *l)
 {
+    stats.dials++;
     l->attempt++;
     l->last_attempt = conn_wall_ms();
     l->next_try = conn_now_ms() + backoff_ms(l->attempt - 1);
@@ -517,13 +519,16 @@ static int hub_on_handshake(struct conn *c, void *owner, const struct http_respo
 
 /* ---- sending to hubs ---- */
 
-/* Every open hub connection but `except`: outbound links, then inbound hubs. */
-static void to_hubs(struct conn *except, const char *msg, size_t len)
+/* Every open hub connection but `except`: outbound links, then inbound hubs. Returns how
+ * many it was queued to. */
+static int to_hubs(struct conn *except, const char *msg, size_t len)
 {
+    int n = 0;
     for (int i = 0; i < nlinks; i++)
-        if (links[i].open && links[i].c != except) conn_send(links[i].c, msg, len);
+        if (links[i].open && links[i].c != except) n += conn_send(links[i].c, msg, len) == 0;
     for (int i = 0; i < ninbound; i++)
-        if (inbound[i] != except) conn_send(inbound[i], msg, len);
+        if (inbound[i] != except) n += conn_send(inbound[i], msg, len) == 0;
+    return n;
 }
 
 /* A hub connection that speaks our mesh protocol (heartbeats, originHub): it said hub-info. */
@@ -537,13 +542,15 @@ static int is_ours(const struct conn *c)
 }
 
 /* The same, to our hubs only (heartbeats mean nothing to a JS hub). */
-static void to_our_hubs(struct conn *except, const char *msg, size_t len)
+static int to_our_hubs(struct conn *except, const char *msg, size_t len)
 {
+    int n = 0;
     for (int i = 0; i < nlinks; i++)
         if (links[i].open && links[i].peer_caches && links[i].c != except)
-            conn_send(links[i].c, msg, len);
+            n += conn_send(links[i].c, msg, len) == 0;
     for (int i = 0; i < ninbound; i++)
-        if (inbound_ours[i] && inbound[i] != except) conn_send(inbound[i], msg, len);
+        if (inbound_ours[i] && inbound[i] != except) n += conn_send(inbound[i], msg, len) == 0;
+    return n;
 }
 
 /* ---- origins: the hubs of ours whose clients we know, how fresh, and the way to them ---- */
@@ -601,7 +608,7 @@ static void heartbeat_send(void)
                      "{\"type\":\"hub-heartbeat\",\"originHub\":\"%s\",\"seq\":%llu,\"since\":%llu,"
                      "\"fromPeerId\":\"system\"}",
                      conf.id, (unsigned long long)hb_seq, (unsigned long long)hb_since);
-    to_our_hubs(NULL, msg, (size_t)n);
+    stats.heartbeats_out += (uint64_t)to_our_hubs(NULL, msg, (size_t)n);
 }
 
 /* Origins unheard on every path for ORIGIN_TIMEOUT_MS are gone, and their clients with them. */
@@ -612,6 +619,7 @@ static void origins_expire(void)
         if (!o->used || !o->alive || conn_now_ms() - o->heard < ORIGIN_TIMEOUT_MS) continue;
         o->alive = 0;
         o->via = NULL;
+        stats.origins_expired++;
         conn_log(LOG_INFO, "hub %.8s unreachable for %d ms: its peers are gone", o->id,
                  ORIGIN_TIMEOUT_MS);
         peer_remote_drop_origin(o, UINT64_MAX, "hub disconnected");
@@ -658,6 +666,7 @@ static void on_heartbeat(struct conn *from, const struct json_val *root)
         o->since = since;
     }
     if (seq <= o->hb_seq) return; /* seen: came round another way */
+    stats.heartbeats_in++;
     o->hb_seq = seq;
     o->heard = conn_now_ms();
     o->alive = 1;
@@ -666,7 +675,7 @@ static void on_heartbeat(struct conn *from, const struct json_val *root)
     char buf[256];
     json_writer_init(&w, buf, sizeof buf);
     json_write_raw(&w, root->p, root->len);
-    if (!w.overflow) to_our_hubs(from, w.p, w.len);
+    if (!w.overflow) stats.heartbeats_out += (uint64_t)to_our_hubs(from, w.p, w.len);
 }
 
 /* ---- tombstones ---- */
@@ -707,7 +716,7 @@ static void flood_discovered(struct conn *except, const struct peer *p)
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
     peer_write_discovered(&w, p, NULL, origin_name(p));
-    if (!w.overflow) to_hubs(except, w.p, w.len);
+    if (!w.overflow) stats.floods_discovered += (uint64_t)to_hubs(except, w.p, w.len);
 }
 
 static void flood_disconnected(struct conn *except, const char *id, const char *net, size_t nl,
@@ -716,7 +725,7 @@ static void flood_disconnected(struct conn *except, const char *id, const char *
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
     peer_write_disconnected(&w, id, 0, reason, net, nl, NULL, seq, origin);
-    if (!w.overflow) to_hubs(except, w.p, w.len);
+    if (!w.overflow) stats.floods_disconnected += (uint64_t)to_hubs(except, w.p, w.len);
 }
 
 static const char hub_hello[] = "{\"type\":\"hub-info\",\"data\":{\"server\":\"peerpigeon-c\","
@@ -728,6 +737,7 @@ static void hub_on_open(struct conn *c, void *owner)
     l->open = 1;
     l->attempt = 0;
     l->peer_caches = 0;
+    stats.links_opened++;
     conn_log(LOG_INFO, "bootstrap hub %s: connected", l->uri);
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
@@ -859,9 +869,9 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
     if (w.overflow) return;
     struct conn *via = route_to(target);
     if (via && via != from && conn_is_open(via))
-        conn_send(via, w.p, w.len);
+        stats.relayed += conn_send(via, w.p, w.len) == 0;
     else
-        to_hubs(from, w.p, w.len);
+        stats.relayed += (uint64_t)to_hubs(from, w.p, w.len);
 }
 
 static void hub_relay_signal(struct conn *from, const char *type, size_t type_len,
@@ -992,6 +1002,19 @@ static void hub_on_message(struct conn *c, void *owner, char *msg, size_t len)
 }
 
 /* ---- reporting ---- */
+
+const struct hub_stats *hub_stats(void)
+{
+    return &stats;
+}
+
+uint32_t hub_origins_alive(void)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < norigins; i++)
+        n += origins[i].used && origins[i].alive;
+    return n;
+}
 
 uint32_t hub_links_total(void)
 {

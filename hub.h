@@ -34,6 +34,16 @@ const char *hub_init(const struct hub_config *cfg);
 void hub_set_port(int port);
 void hub_free(void);
 
+/* Counters, for /metrics. */
+struct hub_stats {
+    uint64_t dials, links_opened;                    /* outbound attempts, links that opened */
+    uint64_t relayed;                                /* signals sent on to hubs */
+    uint64_t floods_discovered, floods_disconnected; /* announcements and withdrawals sent */
+    uint64_t heartbeats_in, heartbeats_out;          /* new heartbeats heard; copies sent */
+    uint64_t origins_expired;                        /* hubs given up as unreachable */
+};
+const struct hub_stats *hub_stats(void);
+uint32_t hub_origins_alive(void); /* hubs of ours heard from lately */
 uint32_t hub_links_total(void);
 uint32_t hub_links_connected(void);
 void hub_write_bootstrap(struct json_writer *w); /* /hubstats array */

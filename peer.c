@@ -56,6 +56,25 @@ struct table {
 
 static uint64_t seed;
 static struct peer_config conf;
+static struct peer_stats stats;
+
+const char *const peer_type_names[PEER_T_N] = {
+    "announce", "offer",         "answer",          "ice-candidate",     "ping",      "pong",
+    "goodbye",  "cleanup",       "peer-discovered", "peer-disconnected", "connected", "error",
+    "hub-info", "hub-heartbeat", "other",           "invalid",
+};
+
+const struct peer_stats *peer_stats(void)
+{
+    return &stats;
+}
+
+int peer_type_index(const char *t, size_t tl)
+{
+    for (int i = 0; i < PEER_T_OTHER; i++)
+        if (peer_type_is(t, tl, peer_type_names[i])) return i;
+    return PEER_T_OTHER;
+}
 static const struct peer_hooks *hooks; /* hub mode, or NULL */
 
 uint64_t peer_hash(const char *p, size_t n)
@@ -256,6 +275,11 @@ uint32_t peer_hub_count(void)
     return nhubs;
 }
 
+uint32_t peer_remote_count(void)
+{
+    return remotes.count;
+}
+
 uint32_t peer_network_count(void)
 {
     return nnets_local;
@@ -331,7 +355,7 @@ static void send_error(struct peer *p, const char *text)
     JSON_LIT(&w, "{\"type\":\"error\",\"error\":");
     json_write_str(&w, text, strlen(text));
     peer_write_end(&w);
-    if (!w.overflow) conn_send(p->conn, w.p, w.len);
+    if (!w.overflow && conn_send(p->conn, w.p, w.len) == 0) stats.out[PEER_T_ERROR]++;
 }
 
 /* The JS server's answer to a type it does not route; the real client expects this text. */
@@ -382,7 +406,7 @@ size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const 
 /* Send w's message (built with the first recipient's id at id_at) to every local member of n
  * except `skip`: the text is built once, only the 40-byte target differs. */
 static void fan_out(struct network *n, const struct peer *skip, const char *msg, size_t len,
-                    size_t id_at)
+                    size_t id_at, int type)
 {
     struct iovec iov[3] = {
         {(void *)msg, id_at}, {NULL, PEER_ID_LEN}, {(void *)(msg + id_at + PEER_ID_LEN), 0}};
@@ -390,7 +414,7 @@ static void fan_out(struct network *n, const struct peer *skip, const char *msg,
     for (struct peer *q = n->local; q; q = q->next) {
         if (q == skip) continue;
         iov[1].iov_base = q->id;
-        conn_send_iov(q->conn, iov, 3);
+        if (conn_send_iov(q->conn, iov, 3) == 0) stats.out[type]++;
     }
 }
 
@@ -401,7 +425,7 @@ static void announce_to_network(struct peer *p)
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
     size_t at = peer_write_discovered(&w, p, zeros, NULL);
-    if (!w.overflow) fan_out(p->net, p, w.p, w.len, at);
+    if (!w.overflow) fan_out(p->net, p, w.p, w.len, at, PEER_T_DISCOVERED);
 }
 
 size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub,
@@ -447,7 +471,7 @@ static void disconnected_to_network(struct network *n, const struct peer *p, con
     /* the target is a placeholder: fan_out puts each member's id there */
     size_t at =
         peer_write_disconnected(&w, p->id, p->is_hub, reason, n->name, n->len, p->id, 0, NULL);
-    if (!w.overflow) fan_out(n, p, w.p, w.len, at);
+    if (!w.overflow) fan_out(n, p, w.p, w.len, at, PEER_T_DISCONNECTED);
 }
 
 /* ---- membership ---- */
@@ -507,7 +531,7 @@ static void send_discovered_to(struct peer *to, const struct peer *about)
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
     peer_write_discovered(&w, about, to->id, NULL);
-    if (!w.overflow) conn_send(to->conn, w.p, w.len);
+    if (!w.overflow && conn_send(to->conn, w.p, w.len) == 0) stats.out[PEER_T_DISCOVERED]++;
 }
 
 int peer_msg_network(const struct json_val *root, char *name, size_t *len)
@@ -611,7 +635,7 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
     json_writer_init(&w, out, out_cap);
     peer_write_signal(&w, type, type_len, from, target, net, net_len, data, -1);
     if (w.overflow) return -1;
-    conn_send(q->conn, w.p, w.len);
+    if (conn_send(q->conn, w.p, w.len) == 0) stats.out[peer_type_index(type, type_len)]++;
     return 1;
 }
 
@@ -687,7 +711,7 @@ static void on_goodbye(struct peer *p)
     peer_write_end(&w);
     if (w.overflow) return;
     for (struct peer *q = n->local; q; q = q->next)
-        if (q != p) conn_send(q->conn, w.p, w.len);
+        if (q != p && conn_send(q->conn, w.p, w.len) == 0) stats.out[PEER_T_GOODBYE]++;
     leave_network(p, "goodbye");
 }
 
@@ -740,9 +764,11 @@ static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len)
     const char *err;
     (void)c;
     if (peer_msg_parse(msg, len, &root, type, &t, &long_type, &err)) {
+        stats.in[PEER_T_INVALID]++;
         send_error(p, err);
         return;
     }
+    stats.in[long_type ? PEER_T_OTHER : peer_type_index(type, t)]++;
     p->last_activity = conn_wall_ms();
     if (p->hub_rights && hooks && hooks->handle(p->conn, type, t, &root)) return;
     if (peer_type_is(type, t, "announce")) {
@@ -758,7 +784,7 @@ static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len)
                      "{\"type\":\"pong\",\"data\":{\"timestamp\":%llu},\"fromPeerId\":\"system\","
                      "\"targetPeerId\":\"%s\",\"timestamp\":%llu}",
                      (unsigned long long)ts, p->id, (unsigned long long)ts);
-        conn_send(p->conn, buf, (size_t)n);
+        if (conn_send(p->conn, buf, (size_t)n) == 0) stats.out[PEER_T_PONG]++;
     } else if (peer_type_is(type, t, "goodbye")) {
         on_goodbye(p);
     } else if (peer_type_is(type, t, "cleanup") || peer_type_is(type, t, "peer-discovered")) {
@@ -779,10 +805,12 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
         if (!conn_is_open(old->conn) ||
             conn_now_ms() - conn_last_heard(old->conn) < conf.ping_interval_ms) {
             *reason = "Peer already connected";
+            stats.refused_duplicate++;
             return NULL;
         }
         /* the old one went quiet (half-open TCP): it gives way; its close touches only itself */
         conn_close(old->conn, WS_CLOSE_GOING_AWAY, "Replaced by a new connection");
+        stats.replaced++;
     }
     struct peer *p = calloc(1, sizeof *p);
     if (!p) {
@@ -795,9 +823,16 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
     if (table_add(&peers, p)) {
         free(p);
         *reason = "Maximum connections reached";
+        stats.refused_full++;
         return NULL;
     }
     conn_set_owner(c, &peer_handlers, p);
+    char msg[160];
+    int ml = snprintf(msg, sizeof msg,
+                      "{\"type\":\"connected\",\"data\":{\"peerId\":\"%.40s\"},\"fromPeerId\":"
+                      "\"system\",\"timestamp\":%llu}",
+                      id, (unsigned long long)conn_wall_ms());
+    if (conn_send(c, msg, (size_t)ml) == 0) stats.out[PEER_T_CONNECTED]++;
     /* A peer known from another hub now connects here (it moved, and its old connection may
      * still be open there): forget the remote entry quietly, so that the old hub's later
      * peer-disconnected does not report this live local peer gone. */

@@ -60,6 +60,38 @@ const char *peer_id(const struct peer *p);
 struct conn *peer_conn(const struct peer *p);
 int peer_has_hub_rights(const struct peer *p);
 
+/* ---- counters, for /metrics ---- */
+/* Message types counted in and out (PEER_T_OTHER: any other, PEER_T_INVALID: not JSON, not an
+ * object, no string type). */
+enum {
+    PEER_T_ANNOUNCE,
+    PEER_T_OFFER,
+    PEER_T_ANSWER,
+    PEER_T_ICE,
+    PEER_T_PING,
+    PEER_T_PONG,
+    PEER_T_GOODBYE,
+    PEER_T_CLEANUP,
+    PEER_T_DISCOVERED,
+    PEER_T_DISCONNECTED,
+    PEER_T_CONNECTED,
+    PEER_T_ERROR,
+    PEER_T_HUB_INFO,
+    PEER_T_HEARTBEAT,
+    PEER_T_OTHER,
+    PEER_T_INVALID,
+    PEER_T_N
+};
+extern const char *const peer_type_names[PEER_T_N];
+int peer_type_index(const char *type, size_t type_len);
+struct peer_stats {
+    uint64_t in[PEER_T_N];  /* messages from connected peers (hubs among them), by type */
+    uint64_t out[PEER_T_N]; /* messages queued to connected peers, by type */
+    uint64_t refused_duplicate, refused_full, replaced;
+};
+const struct peer_stats *peer_stats(void);
+uint32_t peer_remote_count(void); /* peers of other hubs kept (hidden ones too) */
+
 /* Counts for /health and /stats. */
 uint32_t peer_count(void);         /* connected peers */
 uint32_t peer_hub_count(void);     /* connected peers that announced as hubs */

@@ -11,6 +11,7 @@
 #include "ws.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -66,6 +67,23 @@ static int health_check; /* --health-check: be the client, not the server */
 static uint64_t start_ms;
 static volatile int stop_flag;
 static char *response; /* RESPONSE_MAX bytes, for HTTP answers */
+
+/* Refusals before a peer exists, for /metrics and the log. */
+enum {
+    REFUSE_BAD_REQUEST,  /* 400: malformed head, bad Content-Length, chunked */
+    REFUSE_TOO_LARGE,    /* 413 body, 431 head */
+    REFUSE_VERSION,      /* 426 */
+    REFUSE_BAD_KEY,      /* 400 Sec-WebSocket-Key, not GET over HTTP/1.1 */
+    REFUSE_UNAUTHORIZED, /* 401 */
+    REFUSE_PEER_ID,      /* 1008 Invalid peerId format */
+    REFUSE_LIMIT,        /* 1008 Maximum connections reached */
+    REFUSE_N
+};
+static const char *const refuse_names[REFUSE_N] = {
+    "bad_request",  "too_large", "ws_version",      "ws_key",
+    "unauthorized", "peer_id",   "max_connections",
+};
+static uint64_t refused[REFUSE_N];
 
 /* ---- configuration ---- */
 
@@ -262,6 +280,18 @@ static uint64_t read_rss(void)
     return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Descriptors open: /proc/self/fd, else what the loop knows it holds. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return conn_open_fds();
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
 static void http_answer(struct conn *c, int status, const char *body, const char *extra, int keep)
 {
     size_t n = http_write_response(response, RESPONSE_MAX, status, "text/plain; charset=utf-8",
@@ -307,19 +337,23 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
     const struct http_header *ver = http_header_get(req, "sec-websocket-version");
     const struct http_header *key = http_header_get(req, "sec-websocket-key");
     if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2)) {
+        refused[REFUSE_VERSION]++;
         http_answer(c, 426, "WebSocket version 13 required\n", "Sec-WebSocket-Version: 13\r\n", 0);
         conn_close(c, 0, "http");
         return;
     }
     if (!key || !ws_key_valid(key->value, key->value_len)) {
+        refused[REFUSE_BAD_KEY]++;
         http_fail(c, 400, "Bad Sec-WebSocket-Key\n");
         return;
     }
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) || req->minor_version != 1) {
+        refused[REFUSE_BAD_KEY]++;
         http_fail(c, 400, "WebSocket upgrade needs GET and HTTP/1.1\n");
         return;
     }
     if (cfg.auth_token[0] && !token_ok(req)) {
+        refused[REFUSE_UNAUTHORIZED]++;
         http_fail(c, 401, "Unauthorized\n");
         return;
     }
@@ -340,24 +374,144 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
     if (req->query && http_query_get(req->query, req->query_len, "peerId", &v, &vl))
         idl = http_url_decode(v, vl, id, sizeof id);
     if (idl < 0 || !peer_id_valid(id, (size_t)idl)) {
+        refused[REFUSE_PEER_ID]++;
         conn_close(c, WS_CLOSE_POLICY, "Invalid peerId format");
         return;
     }
     if (conn_ws_count() > cfg.max_connections) {
+        refused[REFUSE_LIMIT]++;
         conn_close(c, WS_CLOSE_POLICY, "Maximum connections reached");
         return;
     }
     const char *why = NULL;
-    if (!peer_open(c, id, &why)) {
-        conn_close(c, WS_CLOSE_POLICY, why);
-        return;
+    if (!peer_open(c, id, &why)) conn_close(c, WS_CLOSE_POLICY, why); /* else it said connected */
+}
+
+/* ---- /metrics: the Prometheus text format (version 0.0.4) ---- */
+
+static void metric_head(struct json_writer *w, const char *name, const char *type, const char *help)
+{
+    JSON_LIT(w, "# HELP peerpigeon_");
+    json_write_raw(w, name, strlen(name));
+    json_write_raw(w, " ", 1);
+    json_write_raw(w, help, strlen(help));
+    JSON_LIT(w, "\n# TYPE peerpigeon_");
+    json_write_raw(w, name, strlen(name));
+    json_write_raw(w, " ", 1);
+    json_write_raw(w, type, strlen(type));
+    JSON_LIT(w, "\n");
+}
+
+/* One sample; labels is `k="v",...` or NULL (label values here are fixed names, no escaping). */
+static void metric(struct json_writer *w, const char *name, const char *labels, uint64_t v)
+{
+    JSON_LIT(w, "peerpigeon_");
+    json_write_raw(w, name, strlen(name));
+    if (labels) {
+        JSON_LIT(w, "{");
+        json_write_raw(w, labels, strlen(labels));
+        JSON_LIT(w, "}");
     }
-    char msg[160];
-    int ml = snprintf(msg, sizeof msg,
-                      "{\"type\":\"connected\",\"data\":{\"peerId\":\"%s\"},\"fromPeerId\":"
-                      "\"system\",\"timestamp\":%llu}",
-                      id, (unsigned long long)conn_wall_ms());
-    conn_send(c, msg, (size_t)ml);
+    JSON_LIT(w, " ");
+    json_write_u64(w, v);
+    JSON_LIT(w, "\n");
+}
+
+static void metric1(struct json_writer *w, const char *name, const char *type, const char *help,
+                    uint64_t v)
+{
+    metric_head(w, name, type, help);
+    metric(w, name, NULL, v);
+}
+
+/* A family with one label over names[0..n): only the values seen (or all when all). */
+static void metric_by(struct json_writer *w, const char *name, const char *type, const char *help,
+                      const char *label, const char *const *names, const uint64_t *v, int n)
+{
+    char l[96];
+    metric_head(w, name, type, help);
+    for (int i = 0; i < n; i++) {
+        snprintf(l, sizeof l, "%s=\"%s\"", label, names[i]);
+        metric(w, name, l, v[i]);
+    }
+}
+
+static void write_metrics(struct json_writer *w)
+{
+    const struct conn_stats *cs = conn_stats();
+    const struct peer_stats *ps = peer_stats();
+    metric_head(w, "build_info", "gauge", "Version of this server; always 1.");
+    metric(w, "build_info", "version=\"" PP_VERSION "\",server=\"peerpigeon-c\"", 1);
+    metric1(w, "uptime_seconds", "gauge", "Seconds since start.",
+            (conn_now_ms() - start_ms) / 1000);
+    metric1(w, "connections_accepted_total", "counter", "TCP connections accepted.", cs->accepted);
+    metric1(w, "connections_shed_total", "counter",
+            "Connections accepted and closed at once at the file descriptor limit.", cs->shed);
+    metric_head(w, "connections_closed_total", "counter",
+                "Connections ended, by kind and by the first cause.");
+    for (int k = 0; k < CONN_KIND_N; k++)
+        for (int e = 0; e < CONN_END_N; e++) {
+            if (!cs->ended[k][e]) continue;
+            char l[96];
+            snprintf(l, sizeof l, "kind=\"%s\",reason=\"%s\"", conn_kind_names[k],
+                     conn_end_names[e]);
+            metric(w, "connections_closed_total", l, cs->ended[k][e]);
+        }
+    metric1(w, "received_bytes_total", "counter", "Bytes read from sockets.", cs->bytes_in);
+    metric1(w, "sent_bytes_total", "counter", "Bytes written to sockets.", cs->bytes_out);
+    metric_by(w, "messages_received_total", "counter",
+              "WebSocket messages from peers (hubs among them), by type.", "type", peer_type_names,
+              ps->in, PEER_T_N);
+    metric_by(w, "messages_sent_total", "counter", "Messages queued to peers, by type.", "type",
+              peer_type_names, ps->out, PEER_T_N);
+    uint64_t rf[REFUSE_N + 2];
+    const char *rn[REFUSE_N + 2];
+    for (int i = 0; i < REFUSE_N; i++) {
+        rf[i] = refused[i];
+        rn[i] = refuse_names[i];
+    }
+    rf[REFUSE_N] = ps->refused_duplicate;
+    rn[REFUSE_N] = "duplicate_peer_id";
+    rf[REFUSE_N + 1] = ps->refused_full;
+    rn[REFUSE_N + 1] = "peer_table_full";
+    metric_by(w, "refused_total", "counter", "Requests and connections refused, by reason.",
+              "reason", rn, rf, REFUSE_N + 2);
+    metric1(w, "peers_replaced_total", "counter",
+            "Silent old connections closed for a new one with the same peer id.", ps->replaced);
+    metric1(w, "connections", "gauge", "Open connections (HTTP, WebSocket, hub links, DNS).",
+            conn_count());
+    metric1(w, "websocket_connections", "gauge", "Open accepted WebSocket connections.",
+            conn_ws_count());
+    metric1(w, "peers", "gauge", "Connected peers.", peer_count());
+    metric1(w, "hub_peers", "gauge", "Connected peers that announced as hubs.", peer_hub_count());
+    metric1(w, "networks", "gauge", "Networks with a connected peer.", peer_network_count());
+    metric1(w, "remote_peers", "gauge", "Peers of other hubs kept.", peer_remote_count());
+    metric1(w, "queued_output_bytes", "gauge", "Output queued and not yet written.",
+            conn_queued_bytes());
+    metric1(w, "resident_memory_bytes", "gauge", "Resident set size.", read_rss());
+    metric1(w, "open_fds", "gauge", "File descriptors open.", (uint64_t)open_fds());
+    metric1(w, "max_fds", "gauge", "File descriptor limit.", (uint64_t)conn_fd_limit());
+    if (!cfg.is_hub) return;
+    const struct hub_stats *hs = hub_stats();
+    metric1(w, "hub_links", "gauge", "Bootstrap hub links configured.", hub_links_total());
+    metric1(w, "hub_links_up", "gauge", "Bootstrap hub links open.", hub_links_connected());
+    metric1(w, "hub_origins_alive", "gauge", "Hubs of ours heard from lately.",
+            hub_origins_alive());
+    metric1(w, "hub_dials_total", "counter", "Outbound hub link attempts.", hs->dials);
+    metric1(w, "hub_links_opened_total", "counter", "Outbound hub links that opened.",
+            hs->links_opened);
+    metric1(w, "hub_relayed_signals_total", "counter", "Signals sent on to other hubs.",
+            hs->relayed);
+    metric1(w, "hub_floods_discovered_total", "counter", "peer-discovered sent to hubs.",
+            hs->floods_discovered);
+    metric1(w, "hub_floods_disconnected_total", "counter", "peer-disconnected sent to hubs.",
+            hs->floods_disconnected);
+    metric1(w, "hub_heartbeats_received_total", "counter", "New heartbeats heard.",
+            hs->heartbeats_in);
+    metric1(w, "hub_heartbeats_sent_total", "counter", "Heartbeats sent (own and forwarded).",
+            hs->heartbeats_out);
+    metric1(w, "hub_origins_expired_total", "counter",
+            "Hubs given up as unreachable (their peers dropped).", hs->origins_expired);
 }
 
 static void http_route(struct conn *c, const struct http_request *req, int keep)
@@ -381,6 +535,7 @@ static void http_route(struct conn *c, const struct http_request *req, int keep)
         .cors = cfg.cors_origin,
         .write_hubs = peer_write_hubs,
         .write_bootstrap = hub_write_bootstrap,
+        .write_metrics = write_metrics,
     };
     size_t n = http_respond(req, &info, keep, response, RESPONSE_MAX);
     conn_send_raw(c, response, n);
@@ -398,23 +553,28 @@ static size_t http_on_data(struct conn *c, void *owner, const char *p, size_t n)
         int r = http_parse_request(p + used, n - used, &req);
         if (r == HTTP_INCOMPLETE) break;
         if (r == HTTP_BAD) {
+            refused[REFUSE_BAD_REQUEST]++;
             http_fail(c, 400, "Bad Request\n");
             return n;
         }
         if (r == HTTP_TOO_LARGE) {
+            refused[REFUSE_TOO_LARGE]++;
             http_fail(c, 431, "Request Header Fields Too Large\n");
             return n;
         }
         uint64_t body = 0;
         if (http_header_get(&req, "transfer-encoding")) {
+            refused[REFUSE_BAD_REQUEST]++;
             http_fail(c, 400, "Transfer-Encoding not supported\n");
             return n;
         }
         if (http_content_length(req.headers, req.num_headers, &body)) {
+            refused[REFUSE_BAD_REQUEST]++;
             http_fail(c, 400, "Bad Content-Length\n");
             return n;
         }
         if (body > HTTP_MAX_BODY) {
+            refused[REFUSE_TOO_LARGE]++;
             http_fail(c, 413, "Payload Too Large\n");
             return n;
         }

@@ -29,6 +29,20 @@ elif [ ! -f .deps/node_modules/peerpigeon/package.json ] || [ ! -d .deps/node_mo
     (cd .deps && npm install --silent --no-audit --no-fund --ignore-scripts $NPM_PKGS) >&2 ||
         echo "deps: npm install failed" >&2
 fi
+# promtool (checks /metrics): from Debian's prometheus package, unpacked into .deps/ only (the
+# service is not installed)
+if [ ! -x .deps/bin/promtool ] && ! command -v promtool >/dev/null &&
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "deps: promtool from Debian's prometheus package into .deps/bin" >&2
+    t=$(mktemp -d)
+    { [ -n "${APT_UPDATED:-}" ] || apt-get update -qq; } && APT_UPDATED=1
+    if (cd "$t" && apt-get download -qq prometheus >&2) && dpkg -x "$t"/prometheus_*.deb "$t/x"; then
+        mkdir -p .deps/bin && cp "$t/x/usr/bin/promtool" .deps/bin/promtool
+    else
+        echo "deps: promtool unavailable; the /metrics format check will fail" >&2
+    fi
+    rm -rf "$t"
+fi
 command -v chromium >/dev/null || apt_install chromium ||
     echo "deps: chromium missing; the browser test will fail" >&2
 exit 0

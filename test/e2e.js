@@ -328,6 +328,65 @@ function cpuTicks(pid) {
   return +rest[11] + +rest[12];
 }
 
+// Prometheus text into { 'name{labels}': value }
+function promParse(text) {
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out[line.slice(0, i)] = +line.slice(i + 1);
+  }
+  return out;
+}
+
+test('GET /metrics: Prometheus text that promtool accepts, counters that move', async () => {
+  const M = await startServer({ AUTH_TOKEN: 'tok' });
+  let r = await request(M, '/metrics');
+  eq(r.status, 200, '/metrics 200');
+  check(/^text\/plain; version=0\.0\.4/.test(r.headers['content-type']), '/metrics content type', r.headers['content-type']);
+  const before = promParse(r.body);
+  const promtool = [`${__dirname}/../.deps/bin/promtool`, 'promtool'].find((p) => { try { return require('child_process').spawnSync(p, ['--version']).status === 0; } catch { return false; } });
+  if (check(promtool, 'promtool available (test/deps.sh installs it)')) {
+    const pc = require('child_process').spawnSync(promtool, ['check', 'metrics'], { input: r.body });
+    eq(pc.status, 0, 'promtool check metrics accepts /metrics');
+    check(!/error/i.test(pc.stdout + pc.stderr), 'promtool: no errors', (pc.stdout + pc.stderr).toString().slice(0, 2000));
+  }
+  for (const k of ['peerpigeon_peers', 'peerpigeon_networks', 'peerpigeon_open_fds', 'peerpigeon_resident_memory_bytes', 'peerpigeon_queued_output_bytes', 'peerpigeon_connections_accepted_total'])
+    check(k in before, `/metrics has ${k}`);
+  // traffic: two peers announce and signal, one is refused (no token), one closes
+  const a = await J(M, uniq('m'), undefined, undefined).catch(() => null);
+  check(a === null, 'no token: refused (counted)');
+  const x = track(client(M, randomId(), { query: '&token=tok' }));
+  const y = track(client(M, randomId(), { query: '&token=tok' }));
+  await x.next('connected');
+  await y.next('connected');
+  x.send({ type: 'announce', networkName: 'met' });
+  y.send({ type: 'announce', networkName: 'met' });
+  await x.next('peer-discovered');
+  x.send({ type: 'offer', targetPeerId: y.id, networkName: 'met', data: { sdp: 'v=0' } });
+  await y.next('offer');
+  y.ws.close();
+  await x.next('peer-disconnected');
+  await sleep(100);
+  r = await request(M, '/metrics');
+  const after = promParse(r.body);
+  const d = (k) => (after[k] || 0) - (before[k] || 0);
+  eq(d('peerpigeon_messages_received_total{type="announce"}'), 2, 'announces received +2');
+  eq(d('peerpigeon_messages_received_total{type="offer"}'), 1, 'offers received +1');
+  eq(d('peerpigeon_messages_sent_total{type="offer"}'), 1, 'offers sent +1');
+  eq(d('peerpigeon_messages_sent_total{type="connected"}'), 2, 'connected sent +2');
+  check(d('peerpigeon_messages_sent_total{type="peer-discovered"}') >= 2, 'peer-discovered sent');
+  eq(d('peerpigeon_messages_sent_total{type="peer-disconnected"}'), 1, 'peer-disconnected sent +1');
+  eq(d('peerpigeon_refused_total{reason="unauthorized"}'), 1, 'refused unauthorized +1');
+  eq(d('peerpigeon_connections_closed_total{kind="websocket",reason="close_frame"}'), 1, 'a WebSocket closed by its close frame');
+  check(d('peerpigeon_received_bytes_total') > 0 && d('peerpigeon_sent_bytes_total') > 0, 'bytes in and out move');
+  eq(after.peerpigeon_peers, 1, 'peers gauge: 1 left');
+  eq(after.peerpigeon_websocket_connections, 1, 'websocket connections gauge: 1');
+  const h = await request(M, '/metrics', { method: 'HEAD' });
+  eq([h.status, h.body], [200, ''], 'HEAD /metrics: 200, no body');
+  await M.stop();
+});
+
 test('--health-check: exit 0 against a live server, 1 against none', async () => {
   const A = await startServer();
   const { spawnSync } = require('child_process');
