@@ -5,6 +5,7 @@
  * owners were told. Frames are parsed by ws.c, answer heads by http.c. */
 #include "conn.h"
 #include "http.h"
+#include "json.h"
 #include "ws.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -33,8 +35,8 @@
 #define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
 #endif
 #define WBUF_KEEP (256u << 10) /* an output buffer this big is freed as soon as it is empty */
-#define HTTP_IDLE_MS 10000  /* an HTTP connection silent this long is closed */
-#define CLOSE_GRACE_MS 2000 /* after our close frame / last answer, wait this long for EOF */
+#define HTTP_IDLE_MS 10000     /* an HTTP connection silent this long is closed */
+#define CLOSE_GRACE_MS 2000    /* after our close frame / last answer, wait this long for EOF */
 #define MAX_TICKS 4
 
 static struct conn_config conf;
@@ -94,16 +96,81 @@ static const char *log_stamp(char out[64])
     return out;
 }
 
-void conn_log(int level, const char *fmt, ...)
+#define LOG_BURST 50
+#define LOG_WINDOW_MS 10000
+#define LOG_SLOTS 64
+
+static int log_json;
+
+void conn_set_log_json(int on)
+{
+    log_json = on;
+}
+
+/* Per event (by the address of its name): lines printed in the current window, and held back.
+ * Returns 0 to hold this line back, else 1 with *held set to what was held back before it. */
+static int log_allow(const char *event, uint64_t *held)
+{
+    static struct {
+        const char *event;
+        uint64_t start, lines, held;
+    } slot[LOG_SLOTS];
+    size_t i = ((uintptr_t)event >> 3) % LOG_SLOTS;
+    uint64_t t = mono_ms();
+    if (slot[i].event != event || t - slot[i].start >= LOG_WINDOW_MS) {
+        *held = slot[i].event == event ? slot[i].held : 0;
+        slot[i].event = event;
+        slot[i].start = t;
+        slot[i].lines = 1;
+        slot[i].held = 0;
+        return 1;
+    }
+    if (slot[i].lines >= LOG_BURST) {
+        slot[i].held++;
+        return 0;
+    }
+    slot[i].lines++;
+    *held = 0;
+    return 1;
+}
+
+void conn_log(int level, const char *event, const char *fmt, ...)
 {
     static const char *names[] = {"error", "warn", "info", "debug"};
     if (level > conf.log_level) return;
+    uint64_t held;
+    if (!log_allow(event, &held)) return;
     char line[1024], stamp[64];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%speerpigeon %s: %s\n", log_stamp(stamp), names[level], line);
+    if (n < 0) return;
+    if (held && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, " (%llu more held back)",
+                 (unsigned long long)held);
+    if (!log_json) {
+        fprintf(stderr, "%speerpigeon %s [%s] %s\n", log_stamp(stamp), names[level], event, line);
+        return;
+    }
+    char out[2600];
+    struct json_writer w;
+    json_writer_init(&w, out, sizeof out - 1);
+    const char *ts = log_stamp(stamp);
+    JSON_LIT(&w, "{");
+    if (*ts) {
+        JSON_LIT(&w, "\"time\":");
+        json_write_str(&w, ts, strlen(ts) - 1);
+        JSON_LIT(&w, ",");
+    }
+    JSON_LIT(&w, "\"level\":\"");
+    json_write_raw(&w, names[level], strlen(names[level]));
+    JSON_LIT(&w, "\",\"event\":");
+    json_write_str(&w, event, strlen(event));
+    JSON_LIT(&w, ",\"msg\":");
+    json_write_str(&w, line, strlen(line));
+    JSON_LIT(&w, "}\n");
+    if (!w.overflow) fwrite(w.p, 1, w.len, stderr);
 }
 
 /* xorshift64*, for when the OS gives no randomness (and for masking keys, which need no
@@ -137,7 +204,7 @@ void conn_random(void *p, size_t n)
     if (got == n) return;
     if (!fb) {
         fb = fallback_seed();
-        conn_log(LOG_WARN, "getrandom failed: using a clock-seeded generator");
+        conn_log(LOG_WARN, "random", "getrandom failed: using a clock-seeded generator");
     }
     for (; got < n; got++)
         o[got] = (uint8_t)(xs_next(&fb) >> 56);
@@ -211,6 +278,7 @@ struct conn {
     uint8_t told;        /* the owner was told it is over */
     uint8_t paused;      /* K_LISTEN: out of descriptors, not polled until the next tick */
     uint8_t ended;       /* CONN_END_* + 1 once it ended: the first cause counts */
+    int err;             /* errno behind its end, or 0 */
     uint32_t burst;      /* extra queue allowance (conn_expect) until the queue drains */
     uint32_t timeout_ms; /* K_DIAL: handshake, K_UDP: lifetime */
     struct ws_reader wr;
@@ -426,6 +494,31 @@ uint64_t conn_last_heard(const struct conn *c)
     return c->last_heard;
 }
 
+int conn_error(const struct conn *c)
+{
+    return c->err;
+}
+
+void conn_peer_addr(const struct conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0) {
+        if (sa.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const void *)&sa;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        } else if (sa.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const void *)&sa;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+        }
+    }
+    snprintf(out, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 uint32_t conn_ws_count(void)
 {
     return ws_open;
@@ -457,8 +550,8 @@ static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int
     for (int i = 0; i < n; i++)
         len += iov[i].iov_len;
     if (buf_reserve(&c->wbuf, len + WS_MAX_HEADER, wbuf_max(c))) {
-        conn_log(LOG_WARN, "fd %d: output queue over %zu bytes: slow reader cut off", c->fd,
-                 wbuf_max(c));
+        conn_log(LOG_WARN, "conn.slow_reader",
+                 "fd %d: output queue over %zu bytes: slow reader cut off", c->fd, wbuf_max(c));
         conn_gone(c, "slow reader");
         return -1;
     }
@@ -604,6 +697,7 @@ static void conn_flush(struct conn *c)
             if (!c->want_out) conn_set_events(c, EPOLLIN | EPOLLOUT);
             return;
         } else {
+            c->err = errno;
             conn_gone(c, "write error");
             return;
         }
@@ -677,7 +771,8 @@ static size_t ws_process(struct conn *c, uint8_t *p, size_t n)
                                &code, &reason);
         if (h == WS_INCOMPLETE) break;
         if (h == WS_ERROR) {
-            conn_log(LOG_DEBUG, "fd %d: frame refused: %u %s", c->fd, code, reason);
+            conn_log(LOG_DEBUG, "conn.protocol", "fd %d: frame refused: %u %s", c->fd, code,
+                     reason);
             conn_end(c, code, reason, "protocol error");
             return n;
         }
@@ -756,7 +851,7 @@ static void dial_writable(struct conn *c)
     socklen_t el = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
     if (err) {
-        conn_log(LOG_DEBUG, "fd %d: connect failed: %s", c->fd, strerror(err));
+        c->err = err;
         conn_gone(c, "connect failed");
         return;
     }
@@ -840,7 +935,10 @@ static void conn_readable(struct conn *c)
         }
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) conn_gone(c, "connection reset");
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                c->err = errno;
+                conn_gone(c, "connection reset");
+            }
             return;
         }
         stats.bytes_in += (uint64_t)n;
@@ -893,14 +991,15 @@ static void accept_all(struct conn *l)
                 if (fd >= 0) close(fd);
                 if (fd >= 0) stats.shed++;
                 reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                conn_log(LOG_WARN, "out of file descriptors: connection shed");
+                conn_log(LOG_WARN, "limit.fds", "out of file descriptors: connection shed");
             }
             if (reserve_fd < 0 && !l->paused) {
                 /* nothing to shed with: the listener stays readable and the loop would spin on
                  * it, so it is not polled until the next tick */
                 conn_set_events(l, 0);
                 l->paused = 1;
-                conn_log(LOG_WARN, "out of file descriptors: not accepting until one is free");
+                conn_log(LOG_WARN, "limit.fds",
+                         "out of file descriptors: not accepting until one is free");
             }
             return;
         }
@@ -973,7 +1072,7 @@ void conn_run(volatile int *stop)
      * after the listeners, so that a limit too tight for it still leaves the server serving */
     reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (reserve_fd < 0)
-        conn_log(LOG_WARN,
+        conn_log(LOG_WARN, "limit.fds",
                  "no spare file descriptor (%s): at the limit, newcomers wait in the "
                  "backlog instead of being shed",
                  strerror(errno));
@@ -985,7 +1084,7 @@ void conn_run(volatile int *stop)
         int n = epoll_wait(epfd, evs, EPOLL_BATCH, timeout);
         now = mono_ms();
         if (n < 0 && errno != EINTR) {
-            conn_log(LOG_ERROR, "epoll_wait: %s", strerror(errno));
+            conn_log(LOG_ERROR, "loop", "epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {

@@ -54,9 +54,9 @@ enum {
     CONN_END_PROTOCOL,    /* a frame or message refused (1002, 1007, 1009) */
     CONN_END_TOO_BIG,     /* a partial frame or head over its buffer cap */
     CONN_END_PING_TIMEOUT,
-    CONN_END_IDLE,        /* HTTP: silent for 10 s */
-    CONN_END_HANDSHAKE,   /* dial: connect failed, bad or no 101 in time */
-    CONN_END_DNS,         /* a lookup that got no answer in time, or was refused */
+    CONN_END_IDLE,      /* HTTP: silent for 10 s */
+    CONN_END_HANDSHAKE, /* dial: connect failed, bad or no 101 in time */
+    CONN_END_DNS,       /* a lookup that got no answer in time, or was refused */
     CONN_END_SHUTDOWN,
     CONN_END_N
 };
@@ -64,7 +64,7 @@ enum { CONN_KIND_HTTP, CONN_KIND_WS, CONN_KIND_LINK, CONN_KIND_DNS, CONN_KIND_N 
 extern const char *const conn_end_names[CONN_END_N];   /* "eof", "reset", ... */
 extern const char *const conn_kind_names[CONN_KIND_N]; /* "http", "websocket", ... */
 struct conn_stats {
-    uint64_t accepted, shed;   /* connections accepted; shed at the descriptor limit */
+    uint64_t accepted, shed; /* connections accepted; shed at the descriptor limit */
     uint64_t bytes_in, bytes_out;
     uint64_t ended[CONN_KIND_N][CONN_END_N];
 };
@@ -77,8 +77,15 @@ int conn_open_fds(void);          /* descriptors open in the process (-1 if unkn
 
 uint64_t conn_now_ms(void);  /* monotonic ms, read once per loop turn */
 uint64_t conn_wall_ms(void); /* ms since the epoch */
-void conn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line per event: `<RFC 3339 UTC time> peerpigeon <level> [<event>] <message>` (no time
+ * under journald, which stamps lines itself), or with json one object per line: {"time",
+ * "level", "event", "msg"}. `event` is a stable name (a string literal, e.g. "hub.link.up").
+ * Each event prints at most LOG_BURST lines per LOG_WINDOW_MS; what is held back is counted on
+ * its next line, so that a flood of refusals cannot flood the log. */
+void conn_log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void conn_set_log_level(int level);
+void conn_set_log_json(int on);
 
 /* ---- the loop ---- */
 
@@ -103,6 +110,10 @@ void conn_set_owner(struct conn *c, const struct conn_handlers *h, void *owner);
 void *conn_owner(const struct conn *c);
 int conn_is_open(const struct conn *c);
 uint64_t conn_last_heard(const struct conn *c);
+/* The errno behind the end of c (connect, read, write), or 0. */
+int conn_error(const struct conn *c);
+/* The address of the other end ("203.0.113.7:52114", "[2001:db8::1]:443") into out. */
+void conn_peer_addr(const struct conn *c, char *out, size_t cap);
 /* Server side: the 101 is queued; from now on the bytes are WebSocket frames. Such connections
  * are counted by conn_ws_count. */
 void conn_accept_ws(struct conn *c);

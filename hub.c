@@ -250,7 +250,8 @@ const char *hub_init(const struct hub_config *cfg)
                 return err;
             }
             if (l->unsupported)
-                conn_log(LOG_WARN, "bootstrap hub %s not dialled: %s", l->uri, l->unsupported);
+                conn_log(LOG_WARN, "hub.config", "bootstrap hub %s not dialled: %s", l->uri,
+                         l->unsupported);
             nlinks++;
         }
         s = e;
@@ -329,19 +330,20 @@ static int is_self(const struct sockaddr_storage *sa, int port)
 static void connect_to(struct link *l, const struct sockaddr_storage *sa)
 {
     if (is_self(sa, l->port)) {
-        conn_log(LOG_WARN, "bootstrap hub %s is this server: skipped", l->uri);
+        conn_log(LOG_WARN, "hub.config", "bootstrap hub %s is this server: skipped", l->uri);
         l->unsupported = "points at this server";
         return;
     }
     int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
     if (connect(fd, (const struct sockaddr *)sa, sa_len(sa)) < 0 && errno != EINPROGRESS) {
-        conn_log(LOG_DEBUG, "bootstrap hub %s: connect: %s", l->uri, strerror(errno));
+        conn_log(LOG_DEBUG, "hub.connect", "bootstrap hub %s: connect: %s", l->uri,
+                 strerror(errno));
         close(fd);
         return;
     }
     l->c = conn_dial(fd, &link_handlers, l, HUB_HANDSHAKE_MS);
-    conn_log(LOG_DEBUG, "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
+    conn_log(LOG_DEBUG, "hub.dial", "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
 }
 
 /* Send (or resend) the query of type l->qtype with id l->qid. */
@@ -369,24 +371,26 @@ static void dns_start(struct link *l)
 {
     struct sockaddr_storage ns;
     if (dns_nameserver(&ns) < 0) {
-        conn_log(LOG_WARN, "bootstrap hub %s: cannot resolve %s: PP_DNS_PORT is not 1-65535",
-                 l->uri, l->host);
+        conn_log(LOG_WARN, "hub.dns",
+                 "bootstrap hub %s: cannot resolve %s: PP_DNS_PORT is not 1-65535", l->uri,
+                 l->host);
         return;
     }
     int fd = socket(ns.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        conn_log(LOG_WARN, "bootstrap hub %s: DNS socket: %s", l->uri, strerror(errno));
+        conn_log(LOG_WARN, "hub.dns", "bootstrap hub %s: DNS socket: %s", l->uri, strerror(errno));
         return;
     }
     /* connected: the kernel drops datagrams from anyone but the nameserver */
     if (connect(fd, (struct sockaddr *)&ns, sa_len(&ns)) < 0) {
-        conn_log(LOG_WARN, "bootstrap hub %s: DNS server: %s", l->uri, strerror(errno));
+        conn_log(LOG_WARN, "hub.dns", "bootstrap hub %s: DNS server: %s", l->uri, strerror(errno));
         close(fd);
         return;
     }
     l->dns = conn_udp(fd, &dns_handlers, l, DNS_TIMEOUT_MS);
     if (!l->dns) return;
-    conn_log(LOG_DEBUG, "bootstrap hub %s: resolving %s (attempt %u)", l->uri, l->host, l->attempt);
+    conn_log(LOG_DEBUG, "hub.dns", "bootstrap hub %s: resolving %s (attempt %u)", l->uri, l->host,
+             l->attempt);
     dns_new_query(l, DNS_QTYPE_A);
 }
 
@@ -427,7 +431,7 @@ static void hub_on_dns(struct conn *c, void *owner, const uint8_t *buf, size_t l
     int rc = dns_answer_parse(buf, len, l->qid, l->qtype, l->host, &sa);
     if (rc == DNS_E_MALFORMED || rc == DNS_E_MISMATCH) {
         /* not the answer to our query (garbage, stale, spoofed): wait for the real one */
-        conn_log(LOG_DEBUG, "bootstrap hub %s: DNS datagram ignored (%s)", l->uri,
+        conn_log(LOG_DEBUG, "hub.dns", "bootstrap hub %s: DNS datagram ignored (%s)", l->uri,
                  rc == DNS_E_MISMATCH ? "not our query" : "malformed");
         return;
     }
@@ -438,7 +442,8 @@ static void hub_on_dns(struct conn *c, void *owner, const uint8_t *buf, size_t l
     l->dns = NULL; /* so that hub_on_dns_close below knows the lookup is settled */
     conn_close(c, 0, "resolved");
     if (rc != DNS_OK) {
-        conn_log(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, dns_why(rc));
+        conn_log(LOG_WARN, "hub.dns", "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host,
+                 dns_why(rc));
         return;
     }
     dns_set_port(&sa, (uint16_t)l->port);
@@ -450,7 +455,7 @@ static void hub_on_dns_close(struct conn *c, void *owner, const char *why)
     struct link *l = owner;
     if (l->dns != c) return;
     l->dns = NULL;
-    conn_log(LOG_WARN, "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, why);
+    conn_log(LOG_WARN, "hub.dns", "bootstrap hub %s: cannot resolve %s: %s", l->uri, l->host, why);
 }
 
 static void hub_tick(void *arg)
@@ -496,8 +501,8 @@ static int hub_on_handshake(struct conn *c, void *owner, const struct http_respo
     struct link *l = owner;
     (void)c;
     if (res->status != 101) {
-        conn_log(LOG_WARN, "bootstrap hub %s: no upgrade: HTTP/1.%d %03d %.*s", l->uri,
-                 res->minor_version, res->status, (int)res->reason_len, res->reason);
+        conn_log(LOG_WARN, "hub.handshake", "bootstrap hub %s: no upgrade: HTTP/1.%d %03d %.*s",
+                 l->uri, res->minor_version, res->status, (int)res->reason_len, res->reason);
         return -1;
     }
     char accept[29];
@@ -511,7 +516,7 @@ static int hub_on_handshake(struct conn *c, void *owner, const struct http_respo
         !http_has_token(co->value, co->value_len, "upgrade") || !acc || acc->value_len != 28 ||
         memcmp(acc->value, accept, 28) || http_header_find(h, n, "sec-websocket-extensions") ||
         http_header_find(h, n, "sec-websocket-protocol")) {
-        conn_log(LOG_WARN, "bootstrap hub %s: bad handshake answer", l->uri);
+        conn_log(LOG_WARN, "hub.handshake", "bootstrap hub %s: bad handshake answer", l->uri);
         return -1;
     }
     return 0;
@@ -571,7 +576,8 @@ static struct origin *origin_get(const char *id)
         if (!origins[i].used || (!origins[i].alive && conn_now_ms() - origins[i].heard > TOMB_MS))
             o = &origins[i];
     if (!o) {
-        conn_log(LOG_WARN, "hub %.8s: more than %d hubs in the mesh; its peers ride on links", id,
+        conn_log(LOG_WARN, "limit.hubs",
+                 "hub %.8s: more than %d hubs in the mesh; its peers ride on links", id,
                  MAX_ORIGINS);
         return NULL;
     }
@@ -620,8 +626,8 @@ static void origins_expire(void)
         o->alive = 0;
         o->via = NULL;
         stats.origins_expired++;
-        conn_log(LOG_INFO, "hub %.8s unreachable for %d ms: its peers are gone", o->id,
-                 ORIGIN_TIMEOUT_MS);
+        conn_log(LOG_INFO, "hub.origin.lost", "hub %.8s unreachable for %d ms: its peers are gone",
+                 o->id, ORIGIN_TIMEOUT_MS);
         peer_remote_drop_origin(o, UINT64_MAX, "hub disconnected");
     }
 }
@@ -738,7 +744,7 @@ static void hub_on_open(struct conn *c, void *owner)
     l->attempt = 0;
     l->peer_caches = 0;
     stats.links_opened++;
-    conn_log(LOG_INFO, "bootstrap hub %s: connected", l->uri);
+    conn_log(LOG_INFO, "hub.link.up", "bootstrap hub %s: connected", l->uri);
     struct json_writer w;
     json_writer_init(&w, out, out_cap);
     JSON_LIT(&w, "{\"type\":\"announce\",\"networkName\":");
@@ -761,11 +767,19 @@ static void hub_on_open(struct conn *c, void *owner)
 static void hub_on_close(struct conn *c, void *owner, const char *why)
 {
     struct link *l = owner;
-    (void)why;
-    if (l->open) conn_log(LOG_INFO, "bootstrap hub %s: disconnected", l->uri);
+    if (l->attempt == 0) l->next_try = conn_now_ms() + backoff_ms(0);
+    uint64_t wait = l->next_try > conn_now_ms() ? l->next_try - conn_now_ms() : 0;
+    const char *detail = conn_error(c) ? strerror(conn_error(c)) : why;
+    if (l->open)
+        conn_log(LOG_INFO, "hub.link.down",
+                 "bootstrap hub %s: disconnected (%s); redial in %llu ms", l->uri, detail,
+                 (unsigned long long)wait);
+    else
+        conn_log(LOG_INFO, "hub.link.retry",
+                 "bootstrap hub %s: attempt %u failed (%s); next in %llu ms", l->uri, l->attempt,
+                 detail, (unsigned long long)wait);
     l->open = 0;
     l->c = NULL;
-    if (l->attempt == 0) l->next_try = conn_now_ms() + backoff_ms(0);
     origins_unroute(c);
     peer_remote_drop_link(c);
 }
@@ -774,11 +788,15 @@ static void hub_peer_is_hub(struct peer *p)
 {
     struct conn *c = peer_conn(p);
     if (ninbound == MAX_INBOUND_HUBS) {
-        conn_log(LOG_WARN, "hub %.8s: too many inbound hubs; it gets no relays", peer_id(p));
+        conn_log(LOG_WARN, "limit.hubs", "hub %.8s: too many inbound hubs; it gets no relays",
+                 peer_id(p));
         return;
     }
     inbound_ours[ninbound] = 0;
     inbound[ninbound++] = c;
+    char addr[64];
+    conn_peer_addr(c, addr, sizeof addr);
+    conn_log(LOG_INFO, "hub.inbound.up", "hub %.8s linked from %s", peer_id(p), addr);
     /* tell a peerpigeon-c dialler that we replay peers to late joiners (JS hubs do not) and
      * speak the mesh protocol */
     conn_send(c, hub_hello, sizeof hub_hello - 1);
@@ -792,6 +810,7 @@ static void hub_peer_gone(struct peer *p)
     origins_unroute(c);
     for (int i = 0; i < ninbound; i++)
         if (inbound[i] == c) {
+            conn_log(LOG_INFO, "hub.inbound.down", "hub %.8s unlinked", peer_id(p));
             inbound[i] = inbound[--ninbound];
             inbound_ours[i] = inbound_ours[ninbound];
             return;
@@ -998,7 +1017,7 @@ static void hub_on_message(struct conn *c, void *owner, char *msg, size_t len)
     (void)owner;
     if (peer_msg_parse(msg, len, &root, type, &tl, &long_type, &err) || long_type) return;
     if (!hub_handle(c, type, tl, &root))
-        conn_log(LOG_DEBUG, "hub link: '%.*s' ignored", (int)tl, type);
+        conn_log(LOG_DEBUG, "hub.message", "hub link: '%.*s' ignored", (int)tl, type);
 }
 
 /* ---- reporting ---- */

@@ -584,6 +584,8 @@ static void on_announce(struct peer *p, const struct json_val *root)
     }
     p->is_hub = (uint8_t)is_hub;
     p->registered_at = conn_wall_ms();
+    conn_log(LOG_DEBUG, "client.announce", "%.8s announced in %s%s", p->id, p->net->name,
+             is_hub ? " as a hub" : "");
     p->seq = peer_next_seq();
     announce_to_network(p);
     conn_expect(p->conn, (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
@@ -694,8 +696,8 @@ static void on_signal(struct peer *p, const char *type, size_t tl, const struct 
     if (r == 0 && hooks)
         hooks->relay(p->conn, type, tl, p->id, target, name, nl, dp);
     else if (r <= 0)
-        conn_log(LOG_DEBUG, "%.8s: %.*s for %.8s dropped: %s", p->id, (int)tl, type, target,
-                 r ? "other network" : "not connected");
+        conn_log(LOG_DEBUG, "signal.dropped", "%.8s: %.*s for %.8s dropped: %s", p->id, (int)tl,
+                 type, target, r ? "other network" : "not connected");
 }
 
 static void on_goodbye(struct peer *p)
@@ -806,11 +808,13 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
             conn_now_ms() - conn_last_heard(old->conn) < conf.ping_interval_ms) {
             *reason = "Peer already connected";
             stats.refused_duplicate++;
+            conn_log(LOG_INFO, "refused", "%.8s: Peer already connected", id);
             return NULL;
         }
         /* the old one went quiet (half-open TCP): it gives way; its close touches only itself */
         conn_close(old->conn, WS_CLOSE_GOING_AWAY, "Replaced by a new connection");
         stats.replaced++;
+        conn_log(LOG_INFO, "peer.replaced", "%.8s: a silent connection replaced by a new one", id);
     }
     struct peer *p = calloc(1, sizeof *p);
     if (!p) {
@@ -824,6 +828,7 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
         free(p);
         *reason = "Maximum connections reached";
         stats.refused_full++;
+        conn_log(LOG_WARN, "limit.peers", "%.8s: peer table full", id);
         return NULL;
     }
     conn_set_owner(c, &peer_handlers, p);
@@ -849,6 +854,7 @@ static void peer_on_close(struct conn *c, void *owner, const char *reason)
 {
     struct peer *p = owner;
     (void)c;
+    conn_log(LOG_DEBUG, "client.leave", "%.8s left (%s)", p->id, reason);
     /* moved to another hub while this connection lingered (half-open): for the network it never
      * left, so it is not told it did */
     struct peer *r = table_find(&remotes, p->id, PEER_ID_LEN);
@@ -996,7 +1002,7 @@ struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, con
         }
         free(r->extra);
         free(r);
-        conn_log(LOG_WARN, "remote peer %.8s not kept: limit reached", id);
+        conn_log(LOG_WARN, "limit.remote_peers", "remote peer %.8s not kept: limit reached", id);
         return NULL;
     }
     net_link(n, r);

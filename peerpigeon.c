@@ -45,6 +45,8 @@ struct config {
     size_t max_message_size;
     uint32_t ping_interval_ms;
     int log_level;
+    int log_json;    /* LOG_FORMAT=json */
+    int trust_proxy; /* TRUST_PROXY: log X-Real-IP / X-Forwarded-For as the client's address */
     char hub_id[PEER_ID_LEN + 1];
 };
 
@@ -84,6 +86,15 @@ static const char *const refuse_names[REFUSE_N] = {
     "unauthorized", "peer_id",   "max_connections",
 };
 static uint64_t refused[REFUSE_N];
+
+/* Count a refusal and log it (rate-limited by conn_log) with the address it came from. */
+static void refuse(struct conn *c, int why)
+{
+    char addr[64];
+    refused[why]++;
+    conn_peer_addr(c, addr, sizeof addr);
+    conn_log(LOG_INFO, "refused", "%s: %s", addr, refuse_names[why]);
+}
 
 /* ---- configuration ---- */
 
@@ -174,6 +185,11 @@ static const char *config_set(const char *name, const char *v)
         }
         if (i == 4) return "error, warn, info or debug";
         cfg.log_level = (int)i;
+    } else if (!strcmp(name, "LOG_FORMAT")) {
+        if (strcasecmp(v, "text") && strcasecmp(v, "json")) return "text or json";
+        cfg.log_json = !strcasecmp(v, "json");
+    } else if (!strcmp(name, "TRUST_PROXY")) {
+        if (parse_bool(v, &cfg.trust_proxy)) return "true/false, 1/0 or yes/no";
     } else if (!strcmp(name, "HUB_PEER_ID")) {
         if (*v && !peer_id_valid(v, strlen(v))) return "40 hex digits";
         memcpy(cfg.hub_id, v, strlen(v) + 1);
@@ -196,6 +212,8 @@ static const struct option_row {
     {"PING_INTERVAL", "--ping-interval", "seconds between pings, or Nms (default 30)"},
     {"LOG_LEVEL", "--log-level", "error, warn, info or debug (default info)"},
     {"HUB_PEER_ID", "--hub-peer-id", "fixed 40-hex hub id (default random)"},
+    {"LOG_FORMAT", "--log-format", "text or json: one JSON object per line (default text)"},
+    {"TRUST_PROXY", "--trust-proxy", "log the address a proxy forwards (default false)"},
 };
 #define NOPTIONS (sizeof options / sizeof *options)
 
@@ -330,6 +348,34 @@ static int token_ok(const struct http_request *req)
     return diff == 0;
 }
 
+/* A client connecting, at debug: its id and address (the one its proxy saw when trusted). */
+static void client_log(struct conn *c, const struct http_request *req, const char *id)
+{
+    char addr[64];
+    conn_peer_addr(c, addr, sizeof addr);
+    const struct http_header *h = NULL;
+    if (cfg.trust_proxy) h = http_header_get(req, "x-real-ip");
+    if (cfg.trust_proxy && !h) h = http_header_get(req, "x-forwarded-for");
+    const char *v = h ? h->value : NULL;
+    size_t vl = h ? h->value_len : 0;
+    if (v) { /* the last entry: the one our proxy added */
+        const char *comma = memrchr(v, ',', vl);
+        if (comma) {
+            vl -= (size_t)(comma + 1 - v);
+            v = comma + 1;
+        }
+        while (vl && *v == ' ')
+            v++, vl--;
+    }
+    int safe = v && vl && vl < 64;
+    for (size_t i = 0; safe && i < vl; i++)
+        safe = v[i] > 0x20 && v[i] < 0x7f;
+    if (safe)
+        conn_log(LOG_DEBUG, "client.connect", "%.8s from %.*s (via %s)", id, (int)vl, v, addr);
+    else
+        conn_log(LOG_DEBUG, "client.connect", "%.8s from %s", id, addr);
+}
+
 /* The upgrade policy: version 13, a valid key, GET over HTTP/1.1, the token; then the peer id
  * and the connection limit are told in a close frame, as the JS server does. */
 static void ws_upgrade(struct conn *c, const struct http_request *req)
@@ -337,23 +383,23 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
     const struct http_header *ver = http_header_get(req, "sec-websocket-version");
     const struct http_header *key = http_header_get(req, "sec-websocket-key");
     if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2)) {
-        refused[REFUSE_VERSION]++;
+        refuse(c, REFUSE_VERSION);
         http_answer(c, 426, "WebSocket version 13 required\n", "Sec-WebSocket-Version: 13\r\n", 0);
         conn_close(c, 0, "http");
         return;
     }
     if (!key || !ws_key_valid(key->value, key->value_len)) {
-        refused[REFUSE_BAD_KEY]++;
+        refuse(c, REFUSE_BAD_KEY);
         http_fail(c, 400, "Bad Sec-WebSocket-Key\n");
         return;
     }
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) || req->minor_version != 1) {
-        refused[REFUSE_BAD_KEY]++;
+        refuse(c, REFUSE_BAD_KEY);
         http_fail(c, 400, "WebSocket upgrade needs GET and HTTP/1.1\n");
         return;
     }
     if (cfg.auth_token[0] && !token_ok(req)) {
-        refused[REFUSE_UNAUTHORIZED]++;
+        refuse(c, REFUSE_UNAUTHORIZED);
         http_fail(c, 401, "Unauthorized\n");
         return;
     }
@@ -374,15 +420,16 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
     if (req->query && http_query_get(req->query, req->query_len, "peerId", &v, &vl))
         idl = http_url_decode(v, vl, id, sizeof id);
     if (idl < 0 || !peer_id_valid(id, (size_t)idl)) {
-        refused[REFUSE_PEER_ID]++;
+        refuse(c, REFUSE_PEER_ID);
         conn_close(c, WS_CLOSE_POLICY, "Invalid peerId format");
         return;
     }
     if (conn_ws_count() > cfg.max_connections) {
-        refused[REFUSE_LIMIT]++;
+        refuse(c, REFUSE_LIMIT);
         conn_close(c, WS_CLOSE_POLICY, "Maximum connections reached");
         return;
     }
+    client_log(c, req, id);
     const char *why = NULL;
     if (!peer_open(c, id, &why)) conn_close(c, WS_CLOSE_POLICY, why); /* else it said connected */
 }
@@ -553,28 +600,28 @@ static size_t http_on_data(struct conn *c, void *owner, const char *p, size_t n)
         int r = http_parse_request(p + used, n - used, &req);
         if (r == HTTP_INCOMPLETE) break;
         if (r == HTTP_BAD) {
-            refused[REFUSE_BAD_REQUEST]++;
+            refuse(c, REFUSE_BAD_REQUEST);
             http_fail(c, 400, "Bad Request\n");
             return n;
         }
         if (r == HTTP_TOO_LARGE) {
-            refused[REFUSE_TOO_LARGE]++;
+            refuse(c, REFUSE_TOO_LARGE);
             http_fail(c, 431, "Request Header Fields Too Large\n");
             return n;
         }
         uint64_t body = 0;
         if (http_header_get(&req, "transfer-encoding")) {
-            refused[REFUSE_BAD_REQUEST]++;
+            refuse(c, REFUSE_BAD_REQUEST);
             http_fail(c, 400, "Transfer-Encoding not supported\n");
             return n;
         }
         if (http_content_length(req.headers, req.num_headers, &body)) {
-            refused[REFUSE_BAD_REQUEST]++;
+            refuse(c, REFUSE_BAD_REQUEST);
             http_fail(c, 400, "Bad Content-Length\n");
             return n;
         }
         if (body > HTTP_MAX_BODY) {
-            refused[REFUSE_TOO_LARGE]++;
+            refuse(c, REFUSE_TOO_LARGE);
             http_fail(c, 413, "Payload Too Large\n");
             return n;
         }
@@ -724,13 +771,13 @@ static int open_listeners(void)
             int fd = listen_on(a, want);
             if (fd < 0) {
                 if (nlisten == 0 && errno == EADDRINUSE) {
-                    conn_log(LOG_WARN, "port %d in use, trying the next", port);
+                    conn_log(LOG_WARN, "listen", "port %d in use, trying the next", port);
                     break;
                 }
                 char host[64];
                 getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
-                conn_log(nlisten ? LOG_WARN : LOG_ERROR, "cannot listen on %s port %d: %s", host,
-                         want, strerror(errno));
+                conn_log(nlisten ? LOG_WARN : LOG_ERROR, "listen",
+                         "cannot listen on %s port %d: %s", host, want, strerror(errno));
                 if (nlisten == 0) continue;
                 continue;
             }
@@ -738,7 +785,7 @@ static int open_listeners(void)
             listen_fds[nlisten++] = fd;
             char host[64];
             getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
-            conn_log(LOG_INFO, "listening on %s port %d", host, bound_port);
+            conn_log(LOG_INFO, "listen", "listening on %s port %d", host, bound_port);
         }
     }
     freeaddrinfo(res);
@@ -775,7 +822,7 @@ static int setup(void)
         return -1;
     }
     if ((uint64_t)cfg.max_connections + 64 > (uint64_t)conn_fd_limit())
-        conn_log(LOG_WARN, "MAX_CONNECTIONS %u is above the file descriptor limit %d",
+        conn_log(LOG_WARN, "config", "MAX_CONNECTIONS %u is above the file descriptor limit %d",
                  cfg.max_connections, conn_fd_limit());
     if (cfg.is_hub && !cfg.hub_id[0]) {
         uint8_t r[PEER_ID_LEN / 2];
@@ -791,6 +838,7 @@ int main(int argc, char **argv)
     config_load(argc, argv);
     if (health_check) return health_check_run();
     conn_set_log_level(cfg.log_level);
+    conn_set_log_json(cfg.log_json);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -810,15 +858,15 @@ int main(int argc, char **argv)
             return 2;
         }
     } else if (cfg.bootstrap_hubs[0]) {
-        conn_log(LOG_WARN, "BOOTSTRAP_HUBS ignored: IS_HUB is off");
+        conn_log(LOG_WARN, "config", "BOOTSTRAP_HUBS ignored: IS_HUB is off");
     }
     if (open_listeners() < 0) return 1;
     if (cfg.is_hub) hub_set_port(bound_port);
-    conn_log(LOG_INFO, "peerpigeon " PP_VERSION " ready: port %d, max %u connections%s%s",
+    conn_log(LOG_INFO, "ready", "peerpigeon " PP_VERSION " ready: port %d, max %u connections%s%s",
              bound_port, cfg.max_connections, cfg.is_hub ? ", hub " : "",
              cfg.is_hub ? cfg.hub_id : "");
     conn_run(&stop_flag);
-    conn_log(LOG_INFO, "stopped");
+    conn_log(LOG_INFO, "shutdown", "stopped");
     if (cfg.is_hub) hub_free();
     peer_free();
     free(response);

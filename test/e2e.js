@@ -401,13 +401,61 @@ test('--health-check: exit 0 against a live server, 1 against none', async () =>
 test('log lines: RFC 3339 UTC timestamp, none under journald', async () => {
   const A = await startServer();
   const first = A.log.split('\n')[0];
-  check(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z peerpigeon info: /.test(first), 'a line starts with a UTC timestamp', first);
+  check(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z peerpigeon info \[listen\] /.test(first), 'a line: UTC timestamp, level, [event], message', first);
   const ts = Date.parse(first.slice(0, 24));
   check(Math.abs(ts - Date.now()) < 10000, 'the timestamp is now', first);
   await A.stop();
   const J = await startServer({ JOURNAL_STREAM: '8:12345' });
-  check(/^peerpigeon info: /.test(J.log), 'JOURNAL_STREAM set: journald stamps, we do not', J.log.split('\n')[0]);
+  check(/^peerpigeon info \[listen\] /.test(J.log), 'JOURNAL_STREAM set: journald stamps, we do not', J.log.split('\n')[0]);
   await J.stop();
+});
+
+test('LOG_FORMAT=json: one object per line with time, level, event, msg', async () => {
+  const A = await startServer({ LOG_FORMAT: 'json', LOG_LEVEL: 'debug' });
+  const c = await J(A, uniq('lj'));
+  await sync(c);
+  c.ws.close();
+  await sleep(200);
+  await A.stop();
+  const lines = A.log.split('\n').filter((l) => l && !/Sanitizer|runtime error/.test(l));
+  let objs = [];
+  try { objs = lines.map((l) => JSON.parse(l)); } catch (e) { check(false, 'every line is JSON', lines.slice(0, 5)); }
+  check(objs.length >= 4 && objs.every((o) => ISO.test(o.time) && ['error', 'warn', 'info', 'debug'].includes(o.level) && typeof o.event === 'string' && typeof o.msg === 'string'), 'each line: time (RFC 3339), level, event, msg', objs.slice(0, 4));
+  const ev = objs.map((o) => o.event);
+  for (const e of ['listen', 'ready', 'client.connect', 'client.announce', 'client.leave', 'shutdown'])
+    check(ev.includes(e), `json log has event ${e}`, ev);
+  check(objs.some((o) => o.event === 'client.connect' && o.msg.includes(c.id.slice(0, 8)) && /127\.0\.0\.1:\d+/.test(o.msg)), 'client.connect names the peer and its address');
+});
+
+test('refusals are logged at info with the address, and rate-limited', async () => {
+  const A = await startServer({ AUTH_TOKEN: 'tok' });
+  for (let i = 0; i < 120; i++) {
+    const { r } = await rawHttp(A, `GET /?peerId=${randomId()} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    r.destroy();
+  }
+  await sleep(200);
+  const lines = A.log.split('\n').filter((l) => /\[refused\]/.test(l));
+  check(lines.length >= 1 && /\[refused\] 127\.0\.0\.1:\d+: unauthorized/.test(lines[0]), 'a refusal: event refused, address, reason', lines[0]);
+  check(lines.length <= 50, 'at most 50 refusal lines per 10 s (a flood cannot flood the log)', lines.length);
+  await sleep(10200);
+  const { r } = await rawHttp(A, `GET /?peerId=${randomId()} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  r.destroy();
+  await sleep(200);
+  check(/\[refused\] [^\n]*unauthorized \(70 more held back\)/.test(A.log), 'the next window says how many were held back', A.log.split('\n').filter((l) => /held back/.test(l)));
+  await A.stop();
+});
+
+test('TRUST_PROXY: client.connect names the address the proxy saw', async () => {
+  for (const [trust, want] of [['true', /from 198\.51\.100\.7 \(via 127\.0\.0\.1:\d+\)/], ['false', /from 127\.0\.0\.1:\d+$/m]]) {
+    const A = await startServer({ LOG_LEVEL: 'debug', TRUST_PROXY: trust });
+    const c = track(client(A, randomId(), { headers: { 'X-Forwarded-For': '203.0.113.9, 198.51.100.7' } }));
+    await c.next('connected');
+    await sleep(100);
+    const line = A.log.split('\n').find((l) => /\[client\.connect\]/.test(l));
+    check(want.test(line || ''), `TRUST_PROXY=${trust}: ${want}`, line);
+    c.ws.close();
+    await A.stop();
+  }
 });
 
 test('out of descriptors with none in reserve: the loop does not spin', async () => {

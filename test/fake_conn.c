@@ -184,8 +184,26 @@ uint64_t conn_wall_ms(void)
     return FAKE_EPOCH_MS + now;
 }
 
-void conn_log(int level, const char *fmt, ...)
+int conn_error(const struct conn *c)
 {
+    (void)c;
+    return 0;
+}
+
+void conn_peer_addr(const struct conn *c, char *out, size_t cap)
+{
+    (void)c;
+    snprintf(out, cap, "127.0.0.1:1");
+}
+
+void conn_set_log_json(int on)
+{
+    (void)on;
+}
+
+void conn_log(int level, const char *event, const char *fmt, ...)
+{
+    (void)event;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
