@@ -38,7 +38,8 @@ struct json_val {
 int json_validate(const char *s, size_t len);
 
 /* The members of a root object, in document order: keys[k] (a JSON_STRING view, quotes
- * included) and vals[k] are views into the parsed buffer, as json_next would give them. */
+ * included) and vals[k] are views into the parsed buffer, as json_next would give them.
+ * About 1.5 KB; the caller owns it (a local is fine). */
 struct json_obj {
     size_t n;
     struct json_val keys[JSON_MAX_MEMBERS], vals[JSON_MAX_MEMBERS];
@@ -52,9 +53,10 @@ struct json_obj {
  * non-object value (o->n is then 0). Views point into s, which the caller keeps. */
 int json_parse(const char *s, size_t len, struct json_val *root, struct json_obj *o);
 
-/* json_get(root, key, out) answered from o, as json_parse filled it for root: the same result
- * (the first occurrence, keys compared after unescaping) without a scan; when o->more and the
- * key is not among the recorded members, it falls back to json_get on root. */
+/* json_get(root, key, out) answered from o, as json_parse filled it for root: 1 and *out if
+ * found, else 0, exactly as json_get (the first occurrence wins, keys compared after
+ * unescaping), without a scan; when o->more and the key is not among the recorded members, it
+ * falls back to json_get on root. */
 int json_obj_get(const struct json_obj *o, const struct json_val *root, const char *key,
                  struct json_val *out);
 
