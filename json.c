@@ -312,19 +312,23 @@ static uint64_t zero_bytes(uint64_t t)
     return ~(((t & LOW7) + LOW7) | t) & HIGH;
 }
 
-/* 0x80 per byte of x marked by mask_str. (b & 0x7F) + 0x60 has its top bit clear iff
- * (b & 0x7F) < 0x20; bytes >= 0x80 are marked by their own top bit. */
+/* 0x80 per byte of x marked by mask_str. With t = b & 0x7F, (t ^ c) + 0x7F has its top bit
+ * set iff t != c, and t + 0x60 iff t >= 0x20; no sum carries out of its byte. Bytes >= 0x80
+ * are marked by their own top bit, so t stands for b in the rest. */
 static uint64_t word_str(uint64_t x)
 {
-    return zero_bytes(x ^ ('"' * ONES)) | zero_bytes(x ^ ('\\' * ONES)) |
-           ((~((x & LOW7) + 0x60 * ONES) | x) & HIGH);
+    uint64_t t = x & LOW7;
+    uint64_t plain = ((t ^ '"' * ONES) + LOW7) & ((t ^ '\\' * ONES) + LOW7) & (t + 0x60 * ONES);
+    return (~plain | x) & HIGH;
 }
 
+/* The same for mask_struct: '"', and '{' '}' after | 0x20; bytes >= 0x80 are never marked. */
 static uint64_t word_struct(uint64_t x)
 {
-    uint64_t w = x | 0x20 * ONES;
-    return zero_bytes(x ^ ('"' * ONES)) | zero_bytes(w ^ ('{' * ONES)) |
-           zero_bytes(w ^ ('}' * ONES));
+    uint64_t t = x & LOW7, u = t | 0x20 * ONES;
+    uint64_t other =
+        ((t ^ '"' * ONES) + LOW7) & ((u ^ '{' * ONES) + LOW7) & ((u ^ '}' * ONES) + LOW7);
+    return ~(other | x) & HIGH;
 }
 
 /* Two words' 0x80-per-byte marks as 16 bits: (m >> 7) has bit 8k for byte k, and the multiply
