@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh - build, start ./peerpigeon (and the JS reference server if node and the package
-# are there) on 127.0.0.1, run the relay / discover / idle modes of build/load against each and
+# bench/run.sh - build, start ./peerpigeon (and the JS reference server: when node or the npm
+# package is missing it runs test/deps.sh, and says so if the server still is not there) on 127.0.0.1, run the relay / discover / idle modes of build/load against each and
 # print a table. Bounded: about 2-3 minutes. Usage: bash bench/run.sh  (from the repo root)
 set -u
 cd "$(dirname "$0")/.."
@@ -61,7 +61,20 @@ kill $PP; wait $PP 2>/dev/null
 SIZE=$(cp "$BIN" build/pp-stripped && strip build/pp-stripped && stat -c %s build/pp-stripped)
 
 HAVE_JS=0
-if command -v node >/dev/null && [ -f "$JS" ]; then
+JS_WHY=
+# the JS reference server comes with test/deps.sh (npm peerpigeon into .deps/; node via apt as root)
+if ! command -v node >/dev/null || [ ! -f "$JS" ]; then
+    echo "== JS reference server missing ($(command -v node >/dev/null || printf 'no node; ')$([ -f "$JS" ] || printf 'no %s' "$JS")): running bash test/deps.sh"
+    bash test/deps.sh 2>&1 | sed 's/^/  /'
+fi
+if ! command -v node >/dev/null; then
+    JS_WHY="node not installed"
+elif [ ! -f "$JS" ]; then
+    JS_WHY="$JS missing"
+fi
+if [ -n "$JS_WHY" ]; then
+    echo "== JS reference server NOT measured: $JS_WHY; install it with: bash test/deps.sh (as root it also installs node/npm)"
+else
     HAVE_JS=1; JPORT=$(( PORT + 11 ))
     echo "== JS reference server (port $JPORT; its console log goes to build/js-bench.log)"
     PORT=$JPORT HOST=127.0.0.1 MAX_CONNECTIONS=100000 node "$JS" > build/js-bench.log 2>&1 &
@@ -78,7 +91,7 @@ if command -v node >/dev/null && [ -f "$JS" ]; then
 fi
 
 printf '\n%-34s %14s %14s\n' "metric" "peerpigeon-c" "JS server"
-row() { printf '%-34s %14s %14s\n' "$1" "${R[c,$2]:-}" "$( [ $HAVE_JS = 1 ] && echo "${R[js,$2]:-}" )"; }
+row() { printf '%-34s %14s %14s\n' "$1" "${R[c,$2]:-}" "$( [ $HAVE_JS = 1 ] && echo "${R[js,$2]:-}" || echo "-" )"; }
 row "relay offers/s ($PAIRS pairs, win $WIN)" relay
 row "  p50 latency us" p50
 row "  p99 latency us" p99
@@ -92,3 +105,4 @@ row "RSS with idle peers kB" after
 row "bytes per idle peer" bpp
 row "RSS right after start kB" start
 printf '%-34s %14s\n' "stripped binary bytes (-O2)" "$SIZE"
+[ $HAVE_JS = 1 ] || echo "JS server column: not measured ($JS_WHY); bash test/deps.sh installs it"
