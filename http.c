@@ -534,6 +534,13 @@ static void write_hubstats(struct json_writer *w, const struct http_info *in)
     in->write_hubs(w);
     JSON_LIT(w, ",\"bootstrapHubs\":");
     in->write_bootstrap(w);
+    if (in->is_hub) { /* who may become a hub here: anyone (no HUB_SECRET), or who shows it */
+        JSON_LIT(w, ",\"hubRights\":");
+        if (in->hub_open)
+            JSON_LIT(w, "\"open\"");
+        else
+            JSON_LIT(w, "\"secret\"");
+    }
     JSON_LIT(w, "}");
 }
 

@@ -100,6 +100,7 @@ struct json_writer;
  * learn is a callback, so a request that does not show it does not pay for it. */
 struct http_info {
     int is_hub;
+    int hub_open;       /* hub mode without HUB_SECRET: any client may become a hub */
     const char *hub_id; /* "" when not a hub */
     const char *hub_ns;
     const char *host;

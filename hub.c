@@ -5,7 +5,8 @@
  * backoff, and
  * speaks the hub protocol on both outbound links and inbound hub connections: peers flooded
  * with split horizon and state-based dedup, signals routed by where the target was learnt,
- * with a hop limit and a dedup window. TLS (wss://) is out of scope and reported as such. */
+ * with a hop limit and a dedup window. wss:// is dialled only by the TLS build (make TLS=1:
+ * conn_dial_tls; this file never sees the TLS engine); the default build reports it. */
 #include "hub.h"
 #include "conn.h"
 #include "dns.h"
@@ -53,6 +54,9 @@ struct link {
     uint64_t last_attempt; /* wall ms */
     uint64_t next_try;     /* mono ms */
     char key[25];
+#ifdef PP_TLS
+    char tls_error[320]; /* the last TLS failure of this link, for /hubstats */
+#endif
 };
 
 static struct link links[MAX_BOOTSTRAP_HUBS];
@@ -170,9 +174,12 @@ static const char *parse_url(struct link *l, const char *s, size_t n)
     memcpy(l->uri, s, n);
     l->uri[n] = 0;
     const char *p = l->uri;
-    if (!strncmp(p, "wss://", 6)) {
-        l->unsupported = "wss:// needs TLS, which peerpigeon-c does not do: put a TLS proxy "
-                         "in front of the remote hub and dial ws://";
+    int wss = !strncmp(p, "wss://", 6);
+    if (wss) {
+#ifndef PP_TLS
+        l->unsupported = "wss:// needs the TLS build of peerpigeon-c (make TLS=1), or a TLS "
+                         "proxy in front of the remote hub dialled with ws://";
+#endif
         p += 6;
     } else if (!strncmp(p, "ws://", 5)) {
         p += 5;
@@ -197,7 +204,13 @@ static const char *parse_url(struct link *l, const char *s, size_t n)
     if (he == h || (size_t)(he - h) >= sizeof l->host) return "missing or too long host";
     memcpy(l->host, h, (size_t)(he - h));
     l->host[he - h] = 0;
-    l->port = l->unsupported ? 443 : 80;
+#ifdef PP_TLS
+    unsigned char ip[16];
+    if (wss && (inet_pton(AF_INET, l->host, ip) == 1 || inet_pton(AF_INET6, l->host, ip) == 1))
+        l->unsupported = "wss:// to an IP address: the TLS build checks the certificate by host "
+                         "name only; dial the name the certificate is for";
+#endif
+    l->port = wss ? 443 : 80;
     if (*p == ':') {
         long port = 0;
         p++;
@@ -228,6 +241,8 @@ const char *hub_init(const struct hub_config *cfg)
 {
     static char err[MAX_URL + 128];
     conf = *cfg;
+    if (!conf.auth_token) conf.auth_token = "";
+    if (!conf.hub_secret) conf.hub_secret = "";
     out_cap = cfg->max_message_size + 8192;
     out = malloc(out_cap);
     if (!out) return "out of memory";
@@ -342,7 +357,19 @@ static void connect_to(struct link *l, const struct sockaddr_storage *sa)
         close(fd);
         return;
     }
-    l->c = conn_dial(fd, &link_handlers, l, HUB_HANDSHAKE_MS);
+#ifdef PP_TLS
+    if (!strncmp(l->uri, "wss://", 6)) {
+        const char *why = "";
+        l->c = conn_dial_tls(fd, &link_handlers, l, HUB_HANDSHAKE_MS, l->host, &why);
+        if (!l->c) {
+            snprintf(l->tls_error, sizeof l->tls_error, "%s", why);
+            conn_log(LOG_WARN, "hub.tls", "bootstrap hub %s: cannot start TLS: %s; next in %llu ms",
+                     l->uri, why, (unsigned long long)(l->next_try - conn_now_ms()));
+            return;
+        }
+    } else
+#endif
+        l->c = conn_dial(fd, &link_handlers, l, HUB_HANDSHAKE_MS);
     conn_log(LOG_DEBUG, "hub.dial", "bootstrap hub %s: dialling (attempt %u)", l->uri, l->attempt);
 }
 
@@ -487,10 +514,11 @@ static void hub_on_connect(struct conn *c, void *owner)
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s%s%s%s\r\n",
                      l->target, ipv6 ? "[" : "", l->host, ipv6 ? "]" : "", l->port, l->key,
                      conf.auth_token[0] ? "Authorization: Bearer " : "", conf.auth_token,
-                     conf.auth_token[0] ? "\r\n" : "");
+                     conf.auth_token[0] ? "\r\n" : "", conf.hub_secret[0] ? "X-Hub-Secret: " : "",
+                     conf.hub_secret, conf.hub_secret[0] ? "\r\n" : "");
     conn_send_raw(c, req, (size_t)n);
 }
 
@@ -770,6 +798,14 @@ static void hub_on_close(struct conn *c, void *owner, const char *why)
     if (l->attempt == 0) l->next_try = conn_now_ms() + backoff_ms(0);
     uint64_t wait = l->next_try > conn_now_ms() ? l->next_try - conn_now_ms() : 0;
     const char *detail = conn_error(c) ? strerror(conn_error(c)) : why;
+#ifdef PP_TLS
+    const char *te = conn_tls_error(c);
+    if (te) {
+        snprintf(l->tls_error, sizeof l->tls_error, "%s", te);
+        conn_log(LOG_WARN, "hub.tls", "bootstrap hub %s: %s: %s", l->uri, why, te);
+        detail = te;
+    }
+#endif
     if (l->open)
         conn_log(LOG_INFO, "hub.link.down",
                  "bootstrap hub %s: disconnected (%s); redial in %llu ms", l->uri, detail,
@@ -1056,6 +1092,20 @@ void hub_write_bootstrap(struct json_writer *w)
         if (i) JSON_LIT(w, ",");
         JSON_LIT(w, "{\"uri\":");
         json_write_str(w, l->uri, strlen(l->uri));
+        int wss = !strncmp(l->uri, "wss://", 6);
+        if (wss)
+            JSON_LIT(w, ",\"scheme\":\"wss\"");
+        else
+            JSON_LIT(w, ",\"scheme\":\"ws\"");
+#ifdef PP_TLS
+        if (wss && !l->unsupported) {
+            JSON_LIT(w, ",\"tlsError\":");
+            if (l->tls_error[0])
+                json_write_str(w, l->tls_error, strlen(l->tls_error));
+            else
+                JSON_LIT(w, "null");
+        }
+#endif
         JSON_LIT(w, ",\"connected\":");
         json_write_bool(w, l->open);
         JSON_LIT(w, ",\"lastAttempt\":");

@@ -22,6 +22,7 @@ struct hub_config {
     const char *ns;         /* HUB_MESH_NAMESPACE */
     const char *bootstrap;  /* BOOTSTRAP_HUBS: comma-separated ws:// URLs */
     const char *auth_token; /* sent as Bearer when dialling ("" = none) */
+    const char *hub_secret; /* sent as X-Hub-Secret when dialling ("" = none) */
     const char *host;       /* announced to the hubs we dial */
     size_t max_message_size;
 };

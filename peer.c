@@ -31,7 +31,8 @@ struct network {
 
 struct peer {
     char id[PEER_ID_LEN + 1];
-    uint8_t is_hub;     /* announced as a hub */
+    uint8_t is_hub;     /* announced as a hub (a claim: shown as isHub, not flooded as a client) */
+    uint8_t may_hub;    /* a claim gives hub rights (hub mode; HUB_SECRET presented if set) */
     uint8_t hub_rights; /* its fromPeerId and peer-discovered are honoured */
     uint8_t remote;     /* learnt from a hub; conn is the link */
     struct conn *conn;
@@ -484,7 +485,6 @@ static void leave_network_as(struct peer *p, const char *reason, int quiet)
     char name[MAX_NETWORK_NAME + 1];
     memcpy(name, n->name, n->len + 1);
     net_unlink(p); /* may free n: only its copy of the name is used after this */
-    if (p->is_hub && !p->remote) nhubs--;
     struct network *still = table_find(&networks, name, strlen(name));
     if (still && !quiet) disconnected_to_network(still, p, reason);
     if (!p->remote && !p->is_hub && hooks) hooks->left(p, name, reason);
@@ -576,9 +576,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
             return;
         }
         net_link(n, p);
-        if (is_hub) nhubs++;
     } else if (is_hub != p->is_hub) {
-        nhubs += is_hub ? 1 : (uint32_t)-1;
         /* other hubs knew it as a client: withdraw that, hubs are not flooded */
         if (is_hub && hooks) hooks->left(p, p->net->name, "became a hub");
     }
@@ -593,14 +591,17 @@ static void on_announce(struct peer *p, const struct json_val *root)
         if (q != p) send_discovered_to(p, q);
     for (struct peer *q = p->net->remote; q; q = q->next)
         send_discovered_to(p, q);
-    if (hooks) {
-        if (is_hub && !p->hub_rights) {
-            p->hub_rights = 1;
-            hooks->hub_joined(p);
-        } else if (!is_hub) {
-            hooks->announced(p);
-        }
+    if (is_hub && p->may_hub && hooks && !p->hub_rights) {
+        p->hub_rights = 1;
+        nhubs++;
+        hooks->hub_joined(p);
+    } else if (!is_hub && p->hub_rights) { /* no longer a hub: nothing it taught stays */
+        p->hub_rights = 0;
+        nhubs--;
+        hooks->hub_gone(p);
+        peer_remote_drop_link(p->conn);
     }
+    if (!is_hub && hooks) hooks->announced(p);
 }
 
 void peer_write_signal(struct json_writer *w, const char *type, size_t type_len, const char *from,
@@ -798,7 +799,7 @@ static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len)
 
 /* ---- connections ---- */
 
-struct peer *peer_open(struct conn *c, const char *id, const char **reason)
+struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char **reason)
 {
     struct peer *old = peer_find(id);
     if (old) {
@@ -823,6 +824,7 @@ struct peer *peer_open(struct conn *c, const char *id, const char **reason)
     }
     memcpy(p->id, id, PEER_ID_LEN);
     p->conn = c;
+    p->may_hub = (uint8_t)(may_hub != 0);
     p->connected_at = p->last_activity = conn_wall_ms();
     if (table_add(&peers, p)) {
         free(p);
@@ -862,6 +864,7 @@ static void peer_on_close(struct conn *c, void *owner, const char *reason)
     leave_network_as(p, reason, moved);
     table_del(&peers, p);
     if (p->hub_rights) {
+        nhubs--;
         if (hooks) hooks->hub_gone(p);
         peer_remote_drop_link(p->conn);
     }
@@ -877,7 +880,7 @@ void peer_write_hubs(struct json_writer *w)
     JSON_LIT(w, "[");
     for (uint32_t i = 0, n = 0; i <= peers.mask; i++) {
         const struct peer *p = peers.e[i];
-        if (!p || !p->is_hub || !p->net) continue;
+        if (!p || !p->hub_rights || !p->net) continue;
         /* anyone can announce as a hub: list at most HUBS_LISTED, and stop while an entry
          * (announce data is at most MAX_ANNOUNCE_DATA) still surely fits */
         if (n++ == HUBS_LISTED || w->cap - w->len < 2 * MAX_ANNOUNCE_DATA + 1024) break;

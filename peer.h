@@ -51,10 +51,11 @@ struct peer_hooks {
 void peer_set_hooks(const struct peer_hooks *h);
 
 /* A WebSocket connection was upgraded with query peerId `id` (already checked: 40 hex).
- * Applies the duplicate rule (which may close the old connection). Returns the new peer, which
- * now owns c (its messages and its end go to peer.c), or NULL with *reason set (the caller
- * closes with 1008). */
-struct peer *peer_open(struct conn *c, const char *id, const char **reason);
+ * Applies the duplicate rule (which may close the old connection). may_hub: an announce as a
+ * hub gives it hub rights (hub mode, and HUB_SECRET presented when one is set); else a claim
+ * is only a flag. Returns the new peer, which now owns c (its messages and its end go to
+ * peer.c; it is sent "connected"), or NULL with *reason set (the caller closes with 1008). */
+struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char **reason);
 
 const char *peer_id(const struct peer *p);
 struct conn *peer_conn(const struct peer *p);
@@ -94,7 +95,7 @@ uint32_t peer_remote_count(void); /* peers of other hubs kept (hidden ones too) 
 
 /* Counts for /health and /stats. */
 uint32_t peer_count(void);         /* connected peers */
-uint32_t peer_hub_count(void);     /* connected peers that announced as hubs */
+uint32_t peer_hub_count(void);     /* connected peers with hub rights */
 uint32_t peer_network_count(void); /* networks with a connected peer */
 /* The JSON array of /hubs. */
 void peer_write_hubs(struct json_writer *w);

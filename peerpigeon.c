@@ -42,6 +42,7 @@ struct config {
     char hub_ns[MAX_NETWORK_NAME + 1];
     char bootstrap_hubs[MAX_BOOTSTRAP_HUBS * MAX_URL];
     char auth_token[256];
+    char hub_secret[256]; /* HUB_SECRET: hub rights only with it (dialled links always) */
     size_t max_message_size;
     uint32_t ping_interval_ms;
     int log_level;
@@ -185,6 +186,11 @@ static const char *config_set(const char *name, const char *v)
         }
         if (i == 4) return "error, warn, info or debug";
         cfg.log_level = (int)i;
+    } else if (!strcmp(name, "HUB_SECRET")) {
+        /* sent in our upgrade requests and compared in a path: no control characters, no '/' */
+        if (has_ctl(v) || strchr(v, '/') || strchr(v, ' '))
+            return "a secret without control characters, spaces or '/'";
+        if (copy_str(cfg.hub_secret, sizeof cfg.hub_secret, v)) return "a secret < 256 bytes";
     } else if (!strcmp(name, "LOG_FORMAT")) {
         if (strcasecmp(v, "text") && strcasecmp(v, "json")) return "text or json";
         cfg.log_json = !strcasecmp(v, "json");
@@ -212,6 +218,7 @@ static const struct option_row {
     {"PING_INTERVAL", "--ping-interval", "seconds between pings, or Nms (default 30)"},
     {"LOG_LEVEL", "--log-level", "error, warn, info or debug (default info)"},
     {"HUB_PEER_ID", "--hub-peer-id", "fixed 40-hex hub id (default random)"},
+    {"HUB_SECRET", "--hub-secret", "hub rights need it (path /hub/<secret>); default: open"},
     {"LOG_FORMAT", "--log-format", "text or json: one JSON object per line (default text)"},
     {"TRUST_PROXY", "--trust-proxy", "log the address a proxy forwards (default false)"},
 };
@@ -324,6 +331,38 @@ static void http_fail(struct conn *c, int status, const char *body)
     conn_close(c, 0, "http");
 }
 
+/* Constant time in the contents of t: always walks the whole of want. */
+static int secret_eq(const char *t, size_t tl, const char *want)
+{
+    size_t wl = strlen(want);
+    unsigned diff = (unsigned)(tl != wl);
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < tl ? t[i] : 0);
+    return diff == 0;
+}
+
+/* May this upgrade become a hub? In hub mode: without HUB_SECRET anyone may (open, as the JS
+ * and Go servers); with it, only a request that shows it: the path /hub/<secret> (what a JS
+ * hub dials unchanged, with ?peerId= appended), the X-Hub-Secret header (what our dialler
+ * sends) or ?hubSecret=. */
+static int hub_secret_ok(const struct http_request *req)
+{
+    if (!cfg.is_hub) return 0;
+    if (!cfg.hub_secret[0]) return 1;
+    const struct http_header *h = http_header_get(req, "x-hub-secret");
+    if (h) return secret_eq(h->value, h->value_len, cfg.hub_secret);
+    if (req->path_len > 5 && !memcmp(req->path, "/hub/", 5))
+        return secret_eq(req->path + 5, req->path_len - 5, cfg.hub_secret);
+    const char *v;
+    size_t vl;
+    char dec[256];
+    if (req->query && http_query_get(req->query, req->query_len, "hubSecret", &v, &vl)) {
+        long d = http_url_decode(v, vl, dec, sizeof dec);
+        return d >= 0 && secret_eq(dec, (size_t)d, cfg.hub_secret);
+    }
+    return 0;
+}
+
 static int token_ok(const struct http_request *req)
 {
     const char *t = NULL;
@@ -340,12 +379,7 @@ static int token_ok(const struct http_request *req)
         tl = (size_t)d;
     }
     if (!t) return 0;
-    /* constant time in the token's contents: always walk the configured token */
-    size_t want = strlen(cfg.auth_token);
-    unsigned diff = (unsigned)(tl != want);
-    for (size_t i = 0; i < want; i++)
-        diff |= (unsigned char)cfg.auth_token[i] ^ (unsigned char)(i < tl ? t[i] : 0);
-    return diff == 0;
+    return secret_eq(t, tl, cfg.auth_token);
 }
 
 /* A client connecting, at debug: its id and address (the one its proxy saw when trusted). */
@@ -431,7 +465,8 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
     }
     client_log(c, req, id);
     const char *why = NULL;
-    if (!peer_open(c, id, &why)) conn_close(c, WS_CLOSE_POLICY, why); /* else it said connected */
+    if (!peer_open(c, id, hub_secret_ok(req), &why))
+        conn_close(c, WS_CLOSE_POLICY, why); /* else it said connected */
 }
 
 /* ---- /metrics: the Prometheus text format (version 0.0.4) ---- */
@@ -565,6 +600,7 @@ static void http_route(struct conn *c, const struct http_request *req, int keep)
 {
     struct http_info info = {
         .is_hub = cfg.is_hub,
+        .hub_open = cfg.is_hub && !cfg.hub_secret[0],
         .hub_id = cfg.is_hub ? cfg.hub_id : "",
         .hub_ns = cfg.hub_ns,
         .host = cfg.host,
@@ -850,6 +886,7 @@ int main(int argc, char **argv)
                                 .ns = cfg.hub_ns,
                                 .bootstrap = cfg.bootstrap_hubs,
                                 .auth_token = cfg.auth_token,
+                                .hub_secret = cfg.hub_secret,
                                 .host = cfg.host,
                                 .max_message_size = cfg.max_message_size};
         const char *herr = hub_init(&hc);
@@ -857,6 +894,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "peerpigeon: invalid BOOTSTRAP_HUBS: %s\n", herr);
             return 2;
         }
+        if (!cfg.hub_secret[0])
+            conn_log(LOG_WARN, "config",
+                     "no HUB_SECRET: any client that announces as a hub gets hub rights (every "
+                     "peer of every network, relays); set one for a public hub");
     } else if (cfg.bootstrap_hubs[0]) {
         conn_log(LOG_WARN, "config", "BOOTSTRAP_HUBS ignored: IS_HUB is off");
     }

@@ -185,13 +185,41 @@ test('GET /health counts match reality', async () => {
   const D = await J(H, 'n1');
   for (const c of [A, B, Cc, D]) await sync(c);
   const h2 = (await json(H, '/health')).json;
-  deq({ c: h2.connections, p: h2.peers, h: h2.hubs, n: h2.networks }, { c: 4, p: 4, h: 1, n: 2 }, 'health counts with peers');
+  deq({ c: h2.connections, p: h2.peers, h: h2.hubs, n: h2.networks }, { c: 4, p: 4, h: 0, n: 2 }, 'health counts with peers (a claim is no hub outside hub mode)');
   const s2 = (await json(H, '/stats')).json;
-  deq({ c: s2.connections, p: s2.peers, h: s2.hubs, n: s2.networks }, { c: 4, p: 4, h: 1, n: 2 }, 'stats counts with peers');
+  deq({ c: s2.connections, p: s2.peers, h: s2.hubs, n: s2.networks }, { c: 4, p: 4, h: 0, n: 2 }, 'stats counts with peers');
 
+  // outside hub mode a claim is a flag in the data, nothing more: not a hub, not in /hubs
   const hubs = (await json(H, '/hubs')).json;
   keys(hubs, ['timestamp', 'totalHubs', 'hubs'], 'hubs keys');
   check(ISO.test(hubs.timestamp), 'hubs timestamp ISO', hubs.timestamp);
+  deq([hubs.totalHubs, hubs.hubs.length], [0, 0], 'not a hub server: a client claiming isHub is not listed');
+  const hs = (await json(H, '/hubstats')).json;
+  keys(hs, ['totalHubs', 'connectedHubs', 'hubs', 'bootstrapHubs'], 'hubstats keys');
+  deq([hs.totalHubs, hs.hubs], [0, []], 'hubstats: no hubs');
+  deq(hs.bootstrapHubs, [], 'hubstats bootstrapHubs empty');
+
+  await A.close();
+  let h3 = await healthUntil(H, (x) => x.connections === 3);
+  deq({ c: h3.connections, p: h3.peers, h: h3.hubs, n: h3.networks }, { c: 3, p: 3, h: 0, n: 2 }, 'health after one of n1 left');
+  await D.close();
+  h3 = await healthUntil(H, (x) => x.connections === 2);
+  deq({ c: h3.connections, p: h3.peers, h: h3.hubs, n: h3.networks }, { c: 2, p: 2, h: 0, n: 1 }, 'health after n1 emptied');
+  await B.close();
+  await Cc.close();
+  h3 = await healthUntil(H, (x) => x.connections === 0);
+  deq({ c: h3.connections, p: h3.peers, h: h3.hubs, n: h3.networks }, { c: 0, p: 0, h: 0, n: 0 }, 'health after all left');
+  await H.stop();
+});
+
+test('hub mode: a hub is counted and listed in /hubs, /hubstats says who may be one', async () => {
+  const H = await startServer({ IS_HUB: 'true' });
+  const B = await J(H, 'n2', undefined, { isHub: true });
+  const A = await J(H, 'n1');
+  for (const c of [A, B]) await sync(c);
+  const h = (await json(H, '/health')).json;
+  deq([h.isHub, h.peers, h.hubs], [true, 2, 1], 'hub mode: the hub counted');
+  const hubs = (await json(H, '/hubs')).json;
   eq(hubs.totalHubs, 1, 'hubs totalHubs');
   eq(hubs.hubs.length, 1, 'hubs one entry');
   const e = hubs.hubs[0] || {};
@@ -200,23 +228,13 @@ test('GET /health counts match reality', async () => {
   eq(e.networkName, 'n2', 'hubs entry networkName');
   eq(e.data && e.data.isHub, true, 'hubs entry data.isHub');
   check(typeof e.connectedAt === 'number' && typeof e.registeredAt === 'number' && typeof e.lastActivity === 'number', 'hubs entry times are numbers', e);
-
   const hs = (await json(H, '/hubstats')).json;
-  keys(hs, ['totalHubs', 'connectedHubs', 'hubs', 'bootstrapHubs'], 'hubstats keys');
-  eq(hs.totalHubs, 1, 'hubstats totalHubs');
-  deq(hs.hubs.map((x) => x.peerId), [B.id], 'hubstats hubs');
-  deq(hs.bootstrapHubs, [], 'hubstats bootstrapHubs empty');
-
-  await A.close();
-  let h3 = await healthUntil(H, (x) => x.connections === 3);
-  deq({ c: h3.connections, p: h3.peers, h: h3.hubs, n: h3.networks }, { c: 3, p: 3, h: 1, n: 2 }, 'health after one of n1 left');
-  await D.close();
-  h3 = await healthUntil(H, (x) => x.connections === 2);
-  deq({ c: h3.connections, p: h3.peers, h: h3.hubs, n: h3.networks }, { c: 2, p: 2, h: 1, n: 1 }, 'health after n1 emptied');
+  keys(hs, ['totalHubs', 'connectedHubs', 'hubs', 'bootstrapHubs', 'hubRights'], 'hubstats keys (hub mode)');
+  deq([hs.totalHubs, hs.hubs.map((x) => x.peerId), hs.hubRights], [1, [B.id], 'open'], 'hubstats: the hub, and rights open (no HUB_SECRET)');
+  check(/no HUB_SECRET/.test(H.log), 'open hub rights are warned about at start', H.log.slice(0, 1500));
   await B.close();
-  await Cc.close();
-  h3 = await healthUntil(H, (x) => x.connections === 0);
-  deq({ c: h3.connections, p: h3.peers, h: h3.hubs, n: h3.networks }, { c: 0, p: 0, h: 0, n: 0 }, 'health after all left');
+  const h2 = await healthUntil(H, (x) => x.connections === 1);
+  eq(h2.hubs, 0, 'hub gone: not counted');
   await H.stop();
 });
 
@@ -823,7 +841,7 @@ test('announce and peer-discovered', async () => {
 });
 
 test('network names with escapes, hub counts on re-announce', async () => {
-  const N = await startServer();
+  const N = await startServer({ IS_HUB: 'true' });
   const name = 'caf\u00e9 "q" \\ / \u2603 \ud83d\udc26';
   const A = await J(N, name, undefined, { isHub: true });
   await sync(A);
@@ -1284,7 +1302,7 @@ test('slow reader is cut off without affecting others', async () => {
 });
 
 test('/hubs lists at most 256 hubs and stays valid JSON; totalHubs counts them all', async () => {
-  const H = await startServer();
+  const H = await startServer({ IS_HUB: 'true' });
   const pad = 'x'.repeat(2000);
   const hs = [];
   for (let i = 0; i < 300; i++) {

@@ -598,6 +598,13 @@ const char *fake_told(const struct conn *c)
     return known(c, "fake_told") && c->told ? c->told_why : NULL;
 }
 
+static int fake_may_hub = 1;
+
+void fake_set_may_hub(int on)
+{
+    fake_may_hub = on;
+}
+
 void fake_set_max_connections(uint32_t n)
 {
     max_connections = n;
@@ -617,7 +624,7 @@ struct conn *fake_client(const char *id)
         return c;
     }
     const char *why = NULL;
-    struct peer *p = peer_open(c, id, &why);
+    struct peer *p = peer_open(c, id, fake_may_hub, &why);
     if (!p) {
         if (!why) violation("peer_open refused %s without a reason", id);
         conn_close(c, WS_CLOSE_POLICY, why ? why : "");

@@ -63,6 +63,7 @@ const char *fake_told(const struct conn *c);
  * NULL if FAKE_MAX_CONNS are in use. */
 struct conn *fake_client(const char *id);
 void fake_set_max_connections(uint32_t n); /* MAX_CONNECTIONS for fake_client (1000) */
+void fake_set_may_hub(int on); /* fake_client's peers may become hubs (1: an open hub) */
 
 /* A WebSocket message arrives: the owner's `message` handler gets a malloc'd copy of exactly
  * len bytes (so ASan sees an overread). Only to an open connection (a dial once open); sets

@@ -989,6 +989,65 @@ const tests = [
       await realBothSides(J, O, 'b', false);
     });
   }],
+  // ---- HUB_SECRET: hub rights need the secret ----
+  ['HUB_SECRET: a stranger claiming isHub is a plain peer (no dump, no slot, no rights)', async () => {
+    const A = await startServer(hubEnv({ HUB_SECRET: 'mesh-s3cret' }));
+    const y = await joined(A, 'private-net');
+    const st = await joined(A, NS, undefined, { isHub: true }); // claims to be a hub, no secret
+    await sleep(300);
+    eq(about(st, 'peer-discovered', y.id).length, 0, 'secret mode: the stranger is not sent the peers of other networks');
+    eq(st.all('hub-info').length, 0, 'secret mode: the stranger is not greeted as a hub');
+    eq((await getJson(A, '/hubs')).hubs.length, 0, 'secret mode: the stranger is not in /hubs');
+    eq((await hubstats(A)).hubRights, 'secret', '/hubstats: rights need the secret');
+    check(!/no HUB_SECRET/.test(A.log), 'no open-rights warning with a secret');
+    // its hub messages are those of a client: a fake peer is not planted, a fake fromPeerId is not honoured
+    const z = await joined(A, 'private-net');
+    const fake = randomId();
+    st.send({ type: 'peer-discovered', data: { peerId: fake, isHub: false }, networkName: 'private-net', fromPeerId: 'system' });
+    st.send({ type: 'offer', targetPeerId: y.id, fromPeerId: z.id, networkName: NS, data: { x: 1 } });
+    await sleep(300);
+    eq(about(z, 'peer-discovered', fake).length, 0, 'secret mode: a stranger\'s peer-discovered plants nothing');
+    eq(y.all('offer').length, 0, 'secret mode: a stranger\'s offer with another fromPeerId is not delivered as that peer');
+    await closeAll(y, st, z);
+    await A.stop();
+  }],
+  ['HUB_SECRET: our hubs with the secret link; a hub without it gets no rights', async () => {
+    const A = await startServer(hubEnv({ HUB_SECRET: 'mesh-s3cret' }));
+    const B = await startServer(hubEnv({ HUB_SECRET: 'mesh-s3cret', BOOTSTRAP_HUBS: `ws://127.0.0.1:${A.port}` }));
+    const C = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${A.port}` })); // no secret
+    await linksUp(B);
+    await linksUp(C);
+    await hasHub(A, (await getJson(B, '/stats')).hubPeerId);
+    const a = await joined(A, 'sec');
+    const b = await joined(B, 'sec');
+    const c = await joined(C, 'sec');
+    await discovers(a, b.id, 'sec', 'secret mesh: A learns B');
+    await discovers(b, a.id, 'sec', 'secret mesh: B learns A');
+    await sleep(500);
+    eq([about(a, 'peer-discovered', c.id).length, about(c, 'peer-discovered', a.id).length], [0, 0], 'a hub without the secret: no peers either way');
+    check(!(await getJson(A, '/hubs')).hubs.some((h) => h.peerId === (C.hubId || '')), 'C is not in A\'s /hubs');
+    eq((await getJson(A, '/hubs')).hubs.length, 1, 'only B has hub rights at A');
+    await closeAll(a, b, c);
+    for (const srv of [C, B, A]) await srv.stop();
+  }],
+  ['HUB_SECRET: a JS hub dials us through the secret path /hub/<secret>', async () => {
+    const O = await startServer(hubEnv({ HUB_SECRET: 'js-path-secret' }));
+    const J = await startJsHub({ bootstrapHubs: [`ws://127.0.0.1:${O.port}/hub/js-path-secret`] });
+    await withJsHub(J, O, async () => {
+      await hasHub(O, J.hubPeerId, 5000);
+      const oc = await joined(O, 'jsec');
+      const jc = await joined(J, 'jsec');
+      await discovers(oc, jc.id, 'jsec', 'secret path: our client learns the JS hub\'s');
+      await discovers(jc, oc.id, 'jsec', 'secret path: the JS client learns ours');
+      await closeAll(oc, jc);
+    });
+    const O2 = await startServer(hubEnv({ HUB_SECRET: 'js-path-secret' }));
+    const J2 = await startJsHub({ bootstrapHubs: [`ws://127.0.0.1:${O2.port}/hub/wrong`] });
+    await withJsHub(J2, O2, async () => {
+      await sleep(1500);
+      check(!(await getJson(O2, '/hubs')).hubs.some((h) => h.peerId === J2.hubPeerId), 'wrong secret path: the JS hub gets no rights');
+    });
+  }],
   // ---- 5. names resolved by the non-blocking DNS stub (dns.c) ----
   ['DNS: a bootstrap hub by name, resolved via the (fake) nameserver', async () => {
     const d = await fakeDns((q) => [q.name.toLowerCase() === 'hub-a.test' && q.qtype === 1 ? dnsReply(q, { a: ['127.0.0.1'] }) : dnsReply(q, { rcode: 3 })]);

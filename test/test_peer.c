@@ -501,20 +501,78 @@ static void test_misc_messages(void)
     done();
 }
 
+/* hub mode as peer.c sees it: hooks that only count */
+static int hooked_joined, hooked_gone, hooked_announced;
+static void stub_peer(struct peer *p)
+{
+    (void)p;
+}
+static void stub_joined(struct peer *p)
+{
+    (void)p;
+    hooked_joined++;
+}
+static void stub_gone(struct peer *p)
+{
+    (void)p;
+    hooked_gone++;
+}
+static void stub_announced(struct peer *p)
+{
+    (void)p;
+    hooked_announced++;
+}
+static void stub_left(struct peer *p, const char *net, const char *reason)
+{
+    (void)p, (void)net, (void)reason;
+}
+static void stub_relay(struct conn *from, const char *type, size_t type_len, const char *from_id,
+                       const char *target, const char *net, size_t net_len,
+                       const struct json_val *data)
+{
+    (void)from, (void)type, (void)type_len, (void)from_id, (void)target, (void)net;
+    (void)net_len, (void)data;
+}
+static int stub_handle(struct conn *from, const char *type, size_t type_len,
+                       const struct json_val *root)
+{
+    (void)from, (void)type, (void)type_len, (void)root;
+    return 0;
+}
+static const struct peer_hooks stub_hooks = {
+    stub_announced, stub_left, stub_joined, stub_gone, stub_peer, stub_peer, stub_relay,
+    stub_handle,
+};
+
 static void test_hubs(void)
 {
+    /* not a hub server: a claim is a flag in the data, nothing more */
     struct conn *a = join(IDA, "net-a"), *h = fake_client(IDB), *m = fake_client(IDC);
     fake_clear_all();
     sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true,'port':3001}}");
-    CHECK(peer_hub_count() == 1);
-    CHECK(!peer_has_hub_rights(conn_owner(h))); /* no hub mode here */
+    CHECK(peer_hub_count() == 0 && !peer_has_hub_rights(conn_owner(h)));
     CHECK(fake_count(a, "peer-discovered") == 1 && has(fake_last(a, NULL), "'isHub':true"));
     CHECK(has(fake_last(a, NULL), "'port':3001"));
+    static char buf[65536];
+    struct json_writer w;
+    json_writer_init(&w, buf, sizeof buf);
+    peer_write_hubs(&w);
+    buf[w.len] = 0;
+    CHECK(!strcmp(buf, "[]")); /* /hubs lists hub rights only */
+    conn_close(h, 1000, "");
+    conn_close(m, 1000, "");
+    fake_reap();
+
+    /* hub mode: a claim gives rights (open: no HUB_SECRET) */
+    peer_set_hooks(&stub_hooks);
+    hooked_joined = hooked_gone = hooked_announced = 0;
+    h = fake_client(IDB);
+    m = fake_client(IDC);
+    sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true,'port':3001}}");
+    CHECK(peer_hub_count() == 1 && peer_has_hub_rights(conn_owner(h)) && hooked_joined == 1);
     /* announcing into the hub namespace makes a hub too */
     sendq(m, "{'type':'announce','networkName':'pigeonhub-mesh'}");
     CHECK(peer_hub_count() == 2);
-    static char buf[65536];
-    struct json_writer w;
     json_writer_init(&w, buf, sizeof buf);
     peer_write_hubs(&w);
     CHECK(!w.overflow && json_validate(w.p, w.len) == 0);
@@ -522,9 +580,9 @@ static void test_hubs(void)
     CHECK(has(buf, "'peerId':'" IDB "'") && has(buf, "'peerId':'" IDC "'"));
     CHECK(!has(buf, IDA));
     CHECK(has(buf, "'networkName':'pigeonhub-mesh'"));
-    /* a hub re-announcing as a client, and one leaving */
+    /* a hub re-announcing as a client loses its rights, and gets them back */
     sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':false}}");
-    CHECK(peer_hub_count() == 1);
+    CHECK(peer_hub_count() == 1 && !peer_has_hub_rights(conn_owner(h)) && hooked_gone == 1);
     sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true}}");
     CHECK(peer_hub_count() == 2);
     /* isHub must be true itself */
@@ -537,6 +595,17 @@ static void test_hubs(void)
     fake_drop(h, "disconnected");
     fake_reap();
     CHECK(peer_hub_count() == 0 && peer_count() == 1);
+
+    /* HUB_SECRET set and not shown: a claim is a flag again, no rights, no greeting */
+    fake_set_may_hub(0);
+    hooked_joined = 0;
+    h = fake_client(IDB);
+    sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
+    CHECK(peer_hub_count() == 0 && !peer_has_hub_rights(conn_owner(h)) && hooked_joined == 0);
+    conn_close(h, 1000, "");
+    fake_reap();
+    fake_set_may_hub(1);
+    peer_set_hooks(NULL);
     done();
 }
 
