@@ -4,7 +4,8 @@
 # ASan/UBSan; each checks its scanner against the scalar reference compiled into the test.
 # On another host, NEON is also cross-built (-static) and run under qemu-aarch64: the tools
 # are installed when missing and this runs as root on Debian (apt-get), else aarch64 is
-# skipped, and says so. One pass or failure per variant run; the last line is the count.
+# skipped, and says so; SWAR also runs big-endian (s390x under qemu) when those tools are
+# here. One pass or failure per variant run; the last line is the count.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 CC=${CC:-cc}
@@ -75,6 +76,14 @@ if [ "$native" != neon ]; then
         echo "json_arch: skipped aarch64 (needs aarch64-linux-gnu-gcc and qemu-aarch64; as root" \
             "on Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)"
     fi
+fi
+# SWAR's big-endian load, when a big-endian cross compiler is already here (never installed:
+# as root on Debian, apt-get install gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user)
+if command -v s390x-linux-gnu-gcc >/dev/null && command -v qemu-s390x >/dev/null; then
+    build swar-s390x s390x-linux-gnu-gcc -g -O2 -static -fsanitize=undefined \
+        -fsanitize-undefined-trap-on-error && variant swar-s390x qemu-s390x ./build/test_json_swar-s390x
+else
+    echo "json_arch: skipped big-endian SWAR (no s390x-linux-gnu-gcc and qemu-s390x)"
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
