@@ -5,7 +5,10 @@
 # build/peerpigeon-static from `make static` instead) is built with
 # `buildah bud --isolation chroot --format docker`. Checks:
 #   - the Dockerfile: a Debian build stage that installs musl-tools and runs `make static`,
-#     then FROM scratch with the binary copied from it; .dockerignore keeps the sources
+#     then FROM scratch with the binary copied from it
+#   - the build stage's context: its WORKDIR/COPY lines built on scratch with this clone and its
+#     .dockerignore give exactly the Makefile, *.c, *.h and deploy/build-static.sh, and its
+#     RUN lines (but apt-get) succeed in that tree on the host
 #   - the image config (buildah inspect): user 65534:65534, exposed 3000/tcp, HEALTHCHECK
 #     ["CMD","/peerpigeon","--health-check"], entrypoint ["/peerpigeon"], HOST=0.0.0.0 PORT=3000,
 #     and a root filesystem of that one file, identical to build/peerpigeon-static
@@ -49,6 +52,8 @@ CTX=$ROOT/build/container-$TAG
 PIDS=$CTX.pids
 have_ctr=0
 have_img=0
+have_ctrsrc=0
+have_imgsrc=0
 CHPID=
 
 # the processes of `buildah run ... $CTR ...` and the servers under them
@@ -71,11 +76,13 @@ cleanup() {
     fi
     [ -f "$PIDS" ] && for p in $(cat "$PIDS"); do kill "$p" 2>/dev/null; done
     [ $have_ctr = 1 ] && { buildah umount "$CTR" >/dev/null 2>&1; buildah rm "$CTR" >/dev/null 2>&1; }
+    [ $have_ctrsrc = 1 ] && { buildah umount "$CTRSRC" >/dev/null 2>&1; buildah rm "$CTRSRC" >/dev/null 2>&1; }
     [ $have_img = 1 ] && buildah rmi -f "$IMG" >/dev/null 2>&1
+    [ $have_imgsrc = 1 ] && buildah rmi -f "$IMGSRC" >/dev/null 2>&1
     rm -rf "$CTX" "$PIDS" "$WRAP"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 # ---- tools --------------------------------------------------------------------------------
 if ! command -v buildah >/dev/null; then
@@ -113,8 +120,36 @@ fi
 rm -f "$CTX.make.log"
 ok "make static: build/peerpigeon-static, $(stat -c %s build/peerpigeon-static) bytes"
 
-# ---- build the final stage offline ----------------------------------------------------------
 mkdir -p "$CTX"
+# ---- the build stage's context, offline -----------------------------------------------------
+# Its WORKDIR and COPY lines, verbatim, on FROM scratch with this clone as the context (so
+# .dockerignore applies as for `docker build .`); then its RUN lines but apt-get (musl-tools is
+# here already) are run on the host in the tree that stage would have: the files it copies
+# must be enough for `make static`.
+IMGSRC=localhost/peerpigeon-test-src:$TAG
+CTRSRC=peerpigeon-test-src-$TAG
+awk '/^FROM .* AS build$/ { p = 1; print "FROM scratch"; next } /^FROM / { p = 0 } p && /^(WORKDIR|COPY) /' \
+    Dockerfile >"$CTX/Dockerfile.build"
+WD=$(sed -n 's/^WORKDIR //p' "$CTX/Dockerfile.build" | tail -n1)
+if [ -n "$WD" ] && timeout 60 buildah bud --isolation chroot -q -t "$IMGSRC" -f "$CTX/Dockerfile.build" . >"$CTX/bud-src.log" 2>&1 &&
+    have_imgsrc=1 && buildah from -q --name "$CTRSRC" "$IMGSRC" >/dev/null && have_ctrsrc=1 &&
+    cp -a "$(buildah mount "$CTRSRC")$WD" "$CTX/src"; then
+    got=$(cd "$CTX/src" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')
+    want=$({ echo Makefile; echo deploy/build-static.sh; ls -- *.c *.h; } | sort | tr '\n' ' ')
+    t "build stage context: the Makefile, top-level sources and deploy/build-static.sh, nothing else" [ "$got" = "$want" ]
+    [ "$got" = "$want" ] || echo "  got:  $got"$'\n'"  want: $want"
+    runs=$(awk '/^FROM .* AS build$/ { p = 1; next } /^FROM / { p = 0 } p && /^RUN / && !/apt-get/ { sub(/^RUN /, ""); print }' Dockerfile)
+    (cd "$CTX/src" && bash -ec "$runs") >"$CTX/run-src.log" 2>&1
+    rc=$?
+    t "build stage RUN lines (but apt-get) succeed in that tree: $runs" [ $rc = 0 ]
+    [ $rc = 0 ] || tail -20 "$CTX/run-src.log"
+    t "build stage output is the static binary" [ -x "$CTX/src/build/peerpigeon-static" ]
+else
+    bad "build stage context (buildah bud of its COPY lines)"
+    cat "$CTX/bud-src.log"
+fi
+
+# ---- build the final stage offline ----------------------------------------------------------
 cp build/peerpigeon-static "$CTX/peerpigeon-static"
 tac Dockerfile | sed '/^FROM scratch$/q' | tac |
     sed "s|^$COPYLINE\$|COPY peerpigeon-static /peerpigeon|" >"$CTX/Dockerfile"
