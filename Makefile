@@ -10,6 +10,24 @@ SRCS = peerpigeon.c peer.c hub.c conn.c dns.c ws.c http.c json.c
 HDRS = $(wildcard *.h)
 UNITS = build/test_ws build/test_http build/test_json build/test_dns build/test_peer build/test_hub
 
+# TLS=1: the same server with wss:// hub links (tls.c over BearSSL, Debian's libbearssl-dev 0.6,
+# linked from its static library, so the binary still needs only libc at run time). Applies to
+# ./peerpigeon, `make static`, build/peerpigeon-asan and -smallq; build/peerpigeon-tls and
+# build/peerpigeon-tls-asan are the TLS build whatever TLS says. build/.tls remembers the last
+# TLS= so that switching rebuilds. Unit tests and the default build never see PP_TLS.
+TLS ?= 0
+TLS_CFLAGS = -DPP_TLS -I/usr/include/bearssl
+BEARSSL_A = $(or $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libbearssl.a /usr/lib/libbearssl.a),\
+	$(error the TLS build needs BearSSL: apt-get install libbearssl-dev))
+TLS_TARGETS = peerpigeon build/peerpigeon-static build/peerpigeon-asan build/peerpigeon-smallq
+ifeq ($(TLS),1)
+$(TLS_TARGETS): WARN += $(TLS_CFLAGS)
+$(TLS_TARGETS): SRCS += tls.c $(BEARSSL_A)
+$(TLS_TARGETS): tls.c
+endif
+$(shell mkdir -p build && { echo '$(TLS)' | cmp -s - build/.tls || echo '$(TLS)' > build/.tls; })
+$(TLS_TARGETS): build/.tls
+
 all: peerpigeon
 
 peerpigeon: $(SRCS) $(HDRS)
@@ -36,6 +54,12 @@ build/peerpigeon-asan: $(SRCS) $(HDRS) | build
 # the same with a 64 KiB fixed output-queue cap, for test/queue.js
 build/peerpigeon-smallq: $(SRCS) $(HDRS) | build
 	$(CC) $(WARN) $(SAN) -DWBUF_BASE=65536 -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS)
+
+build/peerpigeon-tls: $(SRCS) tls.c $(HDRS) | build
+	$(CC) $(WARN) $(TLS_CFLAGS) $(CFLAGS) -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS) tls.c $(BEARSSL_A) $(LDFLAGS)
+
+build/peerpigeon-tls-asan: $(SRCS) tls.c $(HDRS) | build
+	$(CC) $(WARN) $(TLS_CFLAGS) $(SAN) -DPP_VERSION='"$(VERSION)"' -o $@ $(SRCS) tls.c $(BEARSSL_A)
 
 build/test_ws: test/test_ws.c ws.c ws.h test/t.h | build
 	$(CC) $(WARN) $(SAN) -I. -o $@ test/test_ws.c ws.c

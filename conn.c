@@ -7,6 +7,9 @@
 #include "http.h"
 #include "json.h"
 #include "ws.h"
+#ifdef PP_TLS
+#include "tls.h"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -288,7 +291,18 @@ struct conn {
     const char *why; /* why it died (S_DEAD) */
     const struct conn_handlers *h;
     void *owner;
+#ifdef PP_TLS
+    struct tls *tls; /* K_DIAL over TLS: every byte goes through this engine */
+#endif
 };
+
+#ifdef PP_TLS
+#define TLS_CONN(c) ((c)->tls != NULL)
+#define TLS_HELD(c) ((c)->tls && tls_has_data((c)->tls)) /* decrypted, not yet read */
+#else
+#define TLS_CONN(c) 0
+#define TLS_HELD(c) 0
+#endif
 
 static struct conn **conns; /* by fd */
 static int conns_cap;
@@ -336,6 +350,10 @@ static int cause_of(const char *why)
         {"no answer (timeout)", CONN_END_DNS},
         {"connection refused", CONN_END_DNS},
         {"shutdown", CONN_END_SHUTDOWN},
+#ifdef PP_TLS
+        {"TLS handshake failed", CONN_END_HANDSHAKE},
+        {"TLS error", CONN_END_PROTOCOL},
+#endif
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         if (!strcmp(why, t[i].why)) return t[i].cause;
@@ -680,12 +698,67 @@ static void conn_reap(void)
         buf_free(&c->rbuf);
         buf_free(&c->wbuf);
         buf_free(&c->msg);
+#ifdef PP_TLS
+        tls_free(c->tls);
+#endif
         free(c);
     }
 }
 
+#ifdef PP_TLS
+/* A TLS failure (r == TLS_FAIL: tls_why says what) or a socket error ends c at once. */
+static void tls_gone(struct conn *c, ssize_t r)
+{
+    if (r != TLS_FAIL) {
+        c->err = errno;
+        conn_gone(c, "write error");
+    } else {
+        conn_gone(c, tls_ready(c->tls) ? "TLS error" : "TLS handshake failed");
+    }
+}
+
+/* conn_flush through the engine: the queue goes in as the engine takes it (nothing during the
+ * handshake), its records out as the socket takes them; EPOLLOUT only while records wait for
+ * the socket. Closing: once the queue is out, a close_notify, then shutdown. */
+static void flush_tls(struct conn *c)
+{
+    size_t len = c->wbuf.len - c->wbuf.off;
+    ssize_t n = tls_write(c->tls, c->fd, len ? c->wbuf.p + c->wbuf.off : NULL, len);
+    if (n < 0) {
+        tls_gone(c, n);
+        return;
+    }
+    c->wbuf.off += (uint32_t)n;
+    stats.bytes_out += (uint64_t)n;
+    if (c->wbuf.off == c->wbuf.len) {
+        if (c->wbuf.cap > WBUF_KEEP) buf_free(&c->wbuf);
+        c->wbuf.off = c->wbuf.len = 0;
+        c->burst = 0;
+        if (c->state == S_CLOSING && !c->shut) {
+            tls_close_notify(c->tls);
+            if (tls_write(c->tls, c->fd, NULL, 0) < 0) {
+                conn_gone(c, "closed");
+                return;
+            }
+        }
+    }
+    int out = tls_wants_out(c->tls);
+    if (out != c->want_out) conn_set_events(c, out ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    if (c->state == S_CLOSING && !c->shut && !out && c->wbuf.len == 0) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut = 1;
+    }
+}
+#endif
+
 static void conn_flush(struct conn *c)
 {
+#ifdef PP_TLS
+    if (c->tls) {
+        flush_tls(c);
+        return;
+    }
+#endif
     while (c->wbuf.off < c->wbuf.len) {
         ssize_t n = send(c->fd, c->wbuf.p + c->wbuf.off, c->wbuf.len - c->wbuf.off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -857,8 +930,43 @@ static void dial_writable(struct conn *c)
     }
     c->handshake = 1;
     conn_set_events(c, EPOLLIN);
+#ifdef PP_TLS
+    if (c->tls) mark_dirty(c); /* the ClientHello goes out with the first flush */
+#endif
     if (c->h && c->h->connected) c->h->connected(c, c->owner);
 }
+
+#ifdef PP_TLS
+struct conn *conn_dial_tls(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms,
+                           const char *server_name, const char **why)
+{
+    static int told;
+    const char *path;
+    size_t n;
+    if (!told && !tls_load_anchors(&path, &n)) {
+        told = 1;
+        conn_log(LOG_INFO, "hub.tls", "%zu trust anchors from %s", n, path);
+    }
+    struct tls *t = tls_client_new(server_name, why);
+    if (!t) {
+        close(fd);
+        return NULL;
+    }
+    struct conn *c = conn_dial(fd, h, owner, timeout_ms);
+    if (!c) {
+        *why = "cannot register the socket";
+        tls_free(t);
+        return NULL;
+    }
+    c->tls = t;
+    return c;
+}
+
+const char *conn_tls_error(const struct conn *c)
+{
+    return c->tls ? tls_why(c->tls) : NULL;
+}
+#endif
 
 /* ---- UDP: a connected socket, one datagram = one answer ---- */
 
@@ -912,9 +1020,29 @@ static size_t conn_process(struct conn *c, uint8_t *p, size_t n)
     }
 }
 
+/* recv, or through the TLS engine: >0 bytes, 0 EOF, -1 errno (a TLS failure ends c here) */
+static ssize_t conn_recv(struct conn *c, void *dst, size_t room)
+{
+#ifdef PP_TLS
+    if (c->tls) {
+        ssize_t n = tls_read(c->tls, c->fd, dst, room);
+        mark_dirty(c); /* the handshake may have moved on: what waits in the queue can go */
+        if (n == TLS_FAIL) {
+            tls_gone(c, n);
+            errno = EAGAIN;
+            return -1;
+        }
+        return n;
+    }
+#endif
+    return recv(c->fd, dst, room, 0);
+}
+
 static void conn_readable(struct conn *c)
 {
-    for (int i = 0; i < READS_PER_TURN && c->state != S_DEAD; i++) {
+    /* past READS_PER_TURN only to drain what the TLS engine already decrypted: no event would
+     * come for it */
+    for (int i = 0; (i < READS_PER_TURN || TLS_HELD(c)) && c->state != S_DEAD; i++) {
         int direct = c->rbuf.p == NULL || c->rbuf.len == 0;
         uint8_t *dst = scratch;
         size_t room = sizeof scratch;
@@ -928,7 +1056,7 @@ static void conn_readable(struct conn *c)
             dst = c->rbuf.p + c->rbuf.len;
             room = c->rbuf.cap - c->rbuf.len;
         }
-        ssize_t n = recv(c->fd, dst, room, 0);
+        ssize_t n = conn_recv(c, dst, room);
         if (n == 0) {
             conn_gone(c, c->state == S_OPEN ? "disconnected" : "closed");
             return;
@@ -962,7 +1090,7 @@ static void conn_readable(struct conn *c)
                 c->rbuf.off = c->rbuf.len = 0; /* empty: kept for the next partial frame */
             }
         }
-        if ((size_t)n < room) return;
+        if ((size_t)n < room && !TLS_CONN(c)) return; /* TLS: one record per read */
     }
 }
 

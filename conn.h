@@ -139,6 +139,19 @@ void conn_close(struct conn *c, uint16_t code, const char *reason);
  * request, the 101 answer) must be done within timeout_ms. NULL if it cannot be registered (fd
  * closed). */
 struct conn *conn_dial(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms);
+#ifdef PP_TLS
+/* The TLS build (make TLS=1): as conn_dial, with TLS between the socket and the WebSocket: once
+ * TCP is up, `connected` queues the upgrade as usual and it goes out when the TLS handshake is
+ * done (SNI and the certificate check with server_name, the chain against the trust anchors of
+ * tls_load_anchors), all within timeout_ms. NULL with *why set if no engine can be had (no
+ * trust anchors, out of memory; fd closed). */
+struct conn *conn_dial_tls(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms,
+                           const char *server_name, const char **why);
+/* Why TLS failed on c (a bad certificate, an alert, a protocol error), or NULL; valid until its
+ * `closed` returns. A TLS failure ends the connection with why = "TLS handshake failed" (before
+ * the handshake was through) or "TLS error". */
+const char *conn_tls_error(const struct conn *c);
+#endif
 /* A connected non-blocking UDP socket: datagrams go to `datagram`; after timeout_ms it ends. */
 struct conn *conn_udp(int fd, const struct conn_handlers *h, void *owner, uint32_t timeout_ms);
 /* Send one datagram now (not queued). 0, or -1 if it was not sent whole. */
