@@ -307,6 +307,9 @@ function genScript() {
     { t: 10300, kind: 'restart', hub: 3, newId: false },                     // same id, new run
     { t: 11000, kind: 'join', c: 12, hub: 2, net: 2 },                       // Z on H2 in n2
     { t: 11100, kind: 'join', c: 8, hub: 3, net: 1 },                        // L back on H3
+    // a half-open move: F (n0) moves from H0 to H4, its old socket lingers on H0, where P (n0)
+    // is: P's offer to F must reach F's current connection, on H4
+    { t: 11400, kind: 'move', c: 5, how: 'half-open', hub: 4 },
   ];
   const S = newModel();
   for (let i = 0; i < 13; i++) S.clients.push({ state: 'new', hub: -1, net: null, linger: [], last: -1e9 });
