@@ -36,6 +36,7 @@
 #define HUB_HEARTBEAT_MS 1000  /* each hub of ours floods a heartbeat this often */
 #define ORIGIN_TIMEOUT_MS 4000 /* a hub unheard this long on every path: its clients are gone */
 #define MAX_ORIGINS 256        /* hubs of ours in the mesh whose clients we keep */
+#define SEQ_SKEW_MS 60000      /* an originSeq further ahead of our clock than this is refused */
 
 struct link {
     char uri[MAX_URL];
@@ -50,6 +51,7 @@ struct link {
     uint64_t dns_sent;   /* mono ms */
     int open;
     int peer_caches;       /* the other side is peerpigeon-c: it replays peers itself */
+    uint32_t npeers;       /* peers learnt over it with no origin (a JS hub's clients) */
     uint32_t attempt;      /* attempts since the last successful open */
     uint64_t last_attempt; /* wall ms */
     uint64_t next_try;     /* mono ms */
@@ -62,7 +64,8 @@ struct link {
 static struct link links[MAX_BOOTSTRAP_HUBS];
 static int nlinks;
 static struct conn *inbound[MAX_INBOUND_HUBS];
-static uint8_t inbound_ours[MAX_INBOUND_HUBS]; /* said hub-info: speaks the mesh protocol */
+static uint8_t inbound_ours[MAX_INBOUND_HUBS];    /* said hub-info: speaks the mesh protocol */
+static uint32_t inbound_npeers[MAX_INBOUND_HUBS]; /* peers it taught us (a JS hub's clients) */
 static int ninbound;
 
 /* A hub of ours in the mesh (an origin): each hub is the only authority on its own clients.
@@ -77,6 +80,7 @@ struct origin {
     uint64_t since;  /* the first sequence of its current run */
     uint64_t heard;  /* mono ms */
     struct conn *via;
+    uint32_t npeers; /* its clients we keep (at most conf.remote_quota) */
 };
 static struct origin origins[MAX_ORIGINS];
 static struct hub_stats stats;
@@ -117,6 +121,7 @@ static void hub_peer_is_hub(struct peer *p);
 static void hub_peer_gone(struct peer *p);
 static void hub_remote_dropped(struct peer *r);
 static void hub_remote_revealed(struct peer *r);
+static void hub_remote_gone(struct peer *r);
 static void hub_relay_signal(struct conn *from, const char *type, size_t type_len,
                              const char *from_id, const char *target, const char *net,
                              size_t net_len, const struct json_val *data);
@@ -140,6 +145,7 @@ static const struct peer_hooks hooks = {
     .hub_gone = hub_peer_gone,
     .remote_dropped = hub_remote_dropped,
     .remote_revealed = hub_remote_revealed,
+    .remote_gone = hub_remote_gone,
     .relay = hub_relay_signal,
     .handle = hub_handle,
 };
@@ -243,6 +249,7 @@ const char *hub_init(const struct hub_config *cfg)
     conf = *cfg;
     if (!conf.auth_token) conf.auth_token = "";
     if (!conf.hub_secret) conf.hub_secret = "";
+    if (!conf.remote_quota) conf.remote_quota = 1000;
     out_cap = cfg->max_message_size + 8192;
     out = malloc(out_cap);
     if (!out) return "out of memory";
@@ -633,6 +640,30 @@ static void origins_unroute(const struct conn *c)
         if (origins[i].via == c) origins[i].via = NULL;
 }
 
+/* The count a remote peer is charged to: its origin hub, or the JS hub link it came over. */
+static uint32_t *quota_of(struct conn *via, struct origin *o)
+{
+    if (o) return &o->npeers;
+    struct link *l = via ? link_of(via) : NULL;
+    if (l) return &l->npeers;
+    for (int i = 0; via && i < ninbound; i++)
+        if (inbound[i] == via) return &inbound_npeers[i];
+    return NULL;
+}
+
+static void hub_remote_gone(struct peer *r)
+{
+    uint32_t *q = quota_of(peer_via(r), peer_origin(r));
+    if (q && *q) (*q)--;
+}
+
+/* An originSeq (or heartbeat sequence) ahead of our clock by more than the skew: refused, so
+ * that 2^64-1 cannot make an entry or a tombstone that nothing newer can ever replace. */
+static int seq_from_future(uint64_t seq)
+{
+    return seq > ((conn_wall_ms() + SEQ_SKEW_MS) << 10);
+}
+
 static void heartbeat_send(void)
 {
     uint64_t s = conn_wall_ms() << 10;
@@ -694,6 +725,7 @@ static void on_heartbeat(struct conn *from, const struct json_val *root)
     struct origin *o = msg_origin(from, root, &self);
     if (!o) return;
     uint64_t seq = msg_u64(root, "seq"), since = msg_u64(root, "since");
+    if (seq_from_future(seq) || seq_from_future(since) || since > seq) return;
     if (since > o->since) {
         /* it restarted: what it announced before is gone with the old process */
         if (o->since) peer_remote_drop_origin(o, since, "hub restarted");
@@ -818,6 +850,7 @@ static void hub_on_close(struct conn *c, void *owner, const char *why)
     l->c = NULL;
     origins_unroute(c);
     peer_remote_drop_link(c);
+    l->npeers = 0;
 }
 
 static void hub_peer_is_hub(struct peer *p)
@@ -829,6 +862,7 @@ static void hub_peer_is_hub(struct peer *p)
         return;
     }
     inbound_ours[ninbound] = 0;
+    inbound_npeers[ninbound] = 0;
     inbound[ninbound++] = c;
     char addr[64];
     conn_peer_addr(c, addr, sizeof addr);
@@ -849,6 +883,7 @@ static void hub_peer_gone(struct peer *p)
             conn_log(LOG_INFO, "hub.inbound.down", "hub %.8s unlinked", peer_id(p));
             inbound[i] = inbound[--ninbound];
             inbound_ours[i] = inbound_ours[ninbound];
+            inbound_npeers[i] = inbound_npeers[ninbound];
             return;
         }
 }
@@ -910,7 +945,7 @@ static struct conn *route_to(const char *target)
     struct peer *r = peer_remote_find(target);
     if (!r) return NULL;
     struct origin *o = peer_origin(r);
-    return o ? o->via : peer_via(r);
+    return o && o->via ? o->via : peer_via(r); /* no heartbeat yet: where it was learnt */
 }
 
 static void relay(struct conn *from, const char *type, size_t tl, const char *from_id,
@@ -925,7 +960,7 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
     struct conn *via = route_to(target);
     if (via && via != from && conn_is_open(via))
         stats.relayed += conn_send(via, w.p, w.len) == 0;
-    else
+    else if (hops == 0 || peer_remote_find(target)) /* an unknown target: one copy per hub */
         stats.relayed += (uint64_t)to_hubs(from, w.p, w.len);
 }
 
@@ -950,16 +985,37 @@ static void on_discovered(struct conn *from, const struct json_val *root,
     if (self) return; /* our own flood, back round a ring */
     /* an announcement no newer than one withdrawn, or than the local peer's own (our
      * announcement coming back round a ring), or from before its hub restarted, is stale */
-    uint64_t seq = msg_seq(root);
+    uint64_t seq = msg_seq(root), tomb = tomb_get(id);
     struct peer *lp = peer_find(id);
-    if (seq && (seq <= tomb_get(id) || (lp && seq <= peer_seq(lp)))) return;
+    if (seq_from_future(seq)) return;
+    if (tomb && (!seq || seq <= tomb)) return; /* an absent one is no newer either */
+    if (seq && lp && seq <= peer_seq(lp)) return;
     if (o && seq && seq < o->since) return;
     if (o) {
         o->heard = conn_now_ms();
         o->alive = 1;
     }
+    /* a quota per teller: one hub (or one JS hub's link) cannot fill the table */
+    struct peer *was = peer_remote_entry(id);
+    struct conn *was_via = was ? peer_via(was) : NULL;
+    struct origin *was_o = was ? peer_origin(was) : NULL;
+    uint32_t *q = quota_of(from, o);
+    int recharge = !was || was_o != o || (!o && was_via != from);
+    if (recharge && q && *q >= conf.remote_quota) {
+        conn_log(LOG_WARN, "limit.remote_peers",
+                 "hub link: more than %u peers from one hub: %.8s not kept", conf.remote_quota, id);
+        return;
+    }
     struct peer *r = peer_remote_add(from, o, id, net, nl, data, seq);
     if (!r) return;
+    if (recharge && peer_remote_entry(id) == r) {
+        /* charged to its new teller; a replaced entry was uncharged by remote_gone */
+        if (was == r) {
+            uint32_t *old = quota_of(was_via, was_o);
+            if (old && *old) (*old)--;
+        }
+        if (q) (*q)++;
+    }
     flood_discovered(from, r);
     /* a JS hub tells its late joiners nothing of the peers we pushed: when it reports a new
      * peer of N, replay ours of N on its link (peerpigeon-c hubs say hub-info) */
@@ -988,10 +1044,10 @@ static void on_disconnected(struct conn *from, const struct json_val *root,
     struct peer *r = peer_remote_entry(id);
     /* only its origin withdraws a peer (a JS hub: what it told us of): an old hub that let go of
      * a peer that moved does not take it from its new one */
-    if (r && peer_origin(r) != o) r = NULL;
-    if (r && seq && seq < peer_seq(r)) return; /* withdraws an older announcement */
-    tomb_put(id, seq ? seq : r ? peer_seq(r) : 0);
-    if (!r) return;
+    if (r && (peer_origin(r) != o || (!o && peer_via(r) != from))) r = NULL;
+    if (!r || seq_from_future(seq)) return; /* nothing of its to withdraw: no tombstone either */
+    if (seq && seq < peer_seq(r)) return;   /* withdraws an older announcement */
+    tomb_put(id, seq ? seq : peer_seq(r));
     /* flooded on even when hidden behind our local peer: our hubs may know it visible */
     const char *rnet = peer_network(r);
     flood_disconnected(from, id, rnet, strlen(rnet), why, seq ? seq : peer_seq(r), origin_name(r));
@@ -1030,7 +1086,14 @@ static int hub_handle(struct conn *from, const char *type, size_t tl, const stru
         unsigned hops = 0;
         if (peer_msg_id(root, "targetPeerId", target) || peer_msg_network(root, net, &nl)) return 1;
         if (peer_msg_id(root, "fromPeerId", id)) return 1; /* a hub must say who it is from */
-        if (!strcmp(target, conf.id)) return 1;            /* WebRTC to the hub itself: not ours */
+        /* and it must be a peer of the hubs behind that link: never one of ours; from a JS hub
+         * (or anyone who does not speak our mesh protocol), one it told us of; a hub of ours
+         * may also relay for a peer not announced yet (flooded with the signal) */
+        struct peer *fr = peer_remote_find(id);
+        if (peer_find(id)) return 1;
+        if (fr ? !peer_origin(fr) && peer_via(fr) != from && !is_ours(from) : !is_ours(from))
+            return 1;
+        if (!strcmp(target, conf.id)) return 1; /* WebRTC to the hub itself: not ours */
         if (json_get(root, "hubHops", &hv)) hops = hops_of(&hv);
         const struct json_val *dp = has_data ? &data : NULL;
         if (dedup(type, tl, id, target, dp)) return 1;

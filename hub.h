@@ -24,6 +24,7 @@ struct hub_config {
     const char *auth_token; /* sent as Bearer when dialling ("" = none) */
     const char *hub_secret; /* sent as X-Hub-Secret when dialling ("" = none) */
     const char *host;       /* announced to the hubs we dial */
+    uint32_t remote_quota;  /* peers one hub (or one JS hub's link) may teach us (0: 1000) */
     size_t max_message_size;
 };
 

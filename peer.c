@@ -846,6 +846,7 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
     if (r) {
         table_del(&remotes, r);
+        if (hooks && hooks->remote_gone) hooks->remote_gone(r);
         if (r->net) net_unlink(r);
         remote_free(r, NULL);
     }
@@ -974,6 +975,8 @@ struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, con
         return r;
     }
     if (r && seq && r->seq && seq <= r->seq) return NULL; /* an older one of another network */
+    /* unsequenced (a JS hub): only who taught an entry may move it to another network */
+    if (r && !seq && !(r->origin == origin && (origin || r->conn == via))) return NULL;
     if (r) peer_remote_remove(id, "network changed");
     r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -1028,6 +1031,7 @@ static void remote_reveal(struct peer *r, int quiet)
     struct network *n = net_get(r->shadow_net, strlen(r->shadow_net));
     if (!n) {
         table_del(&remotes, r);
+        if (hooks && hooks->remote_gone) hooks->remote_gone(r);
         remote_free(r, NULL);
         return;
     }
@@ -1043,6 +1047,7 @@ int peer_remote_remove(const char *id, const char *reason)
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
     if (!r) return 0;
     table_del(&remotes, r);
+    if (hooks && hooks->remote_gone) hooks->remote_gone(r);
     remote_free(r, reason);
     return 1;
 }
@@ -1057,6 +1062,7 @@ void peer_remote_drop_link(struct conn *via)
         } else if (r && r->conn == via) {
             table_del_at(&remotes, i); /* a later entry may shift into i: look again */
             if (!r->shadow_net && hooks) hooks->remote_dropped(r);
+            if (hooks && hooks->remote_gone) hooks->remote_gone(r);
             remote_free(r, "hub disconnected");
         } else {
             i++;
@@ -1076,6 +1082,7 @@ void peer_remote_drop_origin(void *origin, uint64_t before, const char *reason)
         struct peer *r = remotes.e[i];
         if (r && r->origin == origin && r->seq < before) {
             table_del_at(&remotes, i); /* a later entry may shift into i: look again */
+            if (hooks && hooks->remote_gone) hooks->remote_gone(r);
             remote_free(r, reason);
         } else {
             i++;

@@ -41,6 +41,7 @@ struct peer_hooks {
     void (*hub_gone)(struct peer *p);        /* ...and went */
     void (*remote_dropped)(struct peer *r);  /* a remote peer dropped with its link */
     void (*remote_revealed)(struct peer *r); /* a remote peer hidden by a local one is visible */
+    void (*remote_gone)(struct peer *r);     /* an entry of a remote peer is about to be freed */
     /* a signal for a target that is not local */
     void (*relay)(struct conn *from, const char *type, size_t type_len, const char *from_id,
                   const char *target, const char *net, size_t net_len, const struct json_val *data);

@@ -887,6 +887,8 @@ int main(int argc, char **argv)
                                 .bootstrap = cfg.bootstrap_hubs,
                                 .auth_token = cfg.auth_token,
                                 .hub_secret = cfg.hub_secret,
+                                .remote_quota = cfg.max_connections > 1000 ? cfg.max_connections
+                                                                           : 1000,
                                 .host = cfg.host,
                                 .max_message_size = cfg.max_message_size};
         const char *herr = hub_init(&hc);

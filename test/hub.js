@@ -52,6 +52,16 @@ const DEAD_HUB_MS = 6000;
 const SIGNALS = ['offer', 'answer', 'ice-candidate'];
 
 async function hubstats(srv) { return getJson(srv, '/hubstats'); }
+async function metricsOf(srv) {
+  const r = await lib.request(srv, '/metrics');
+  const out = {};
+  for (const line of r.body.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out[line.slice(0, i)] = +line.slice(i + 1);
+  }
+  return out;
+}
 // Wait until srv has n connected outbound links.
 async function linksUp(srv, n = 1, ms = 5000) {
   return waitFor(async () => (await hubstats(srv)).bootstrapHubs.filter((b) => b.connected).length >= n, ms, `${n} link(s) up on :${srv.port}`);
@@ -988,6 +998,71 @@ const tests = [
       await oc.close();
       await realBothSides(J, O, 'b', false);
     });
+  }],
+  // ---- hub rights are scoped: what a hub link may do, secret or not ----
+  ['scoped rights: a rogue hub cannot withdraw, reroute, plant from the future or speak for others', async () => {
+    const A = await startServer(hubEnv());
+    const B = await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${A.port}` }));
+    await linksUp(B);
+    await hasHub(A, (await getJson(B, '/stats')).hubPeerId);
+    const x = await joined(B, 'sc'); // a real peer of B
+    const a = await joined(A, 'sc');
+    await discovers(a, x.id, 'sc', 'scoped');
+    const F = await joined(A, NS, undefined, { isHub: true }); // open mode: a rogue "hub"
+    await sleep(200);
+    // 1. it withdraws a peer it did not teach: nothing happens
+    F.send({ type: 'peer-disconnected', data: { peerId: x.id, isHub: false, reason: 'gone' }, networkName: 'sc', fromPeerId: 'system' });
+    // 2. it re-announces it without originSeq to take its route: nothing changes
+    F.send({ type: 'peer-discovered', data: { peerId: x.id, isHub: false }, networkName: 'sc', fromPeerId: 'system' });
+    await sleep(300);
+    eq(about(a, 'peer-disconnected', x.id).length, 0, 'rogue hub: cannot withdraw a peer another hub taught');
+    a.send({ type: 'offer', targetPeerId: x.id, networkName: 'sc', data: { r: 1 } });
+    await sleep(300);
+    eq([x.all('offer').length, F.all('offer').length], [1, 0], 'rogue hub: offers to the peer still go to its own hub, not to the rogue');
+    // 3. an announcement from the future is refused, and plants nothing that blocks the real one
+    const y = randomId();
+    F.send({ type: 'peer-discovered', data: { peerId: y, isHub: false }, networkName: 'sc', originSeq: 18446744073709551615, fromPeerId: 'system' });
+    F.send({ type: 'peer-disconnected', data: { peerId: y, isHub: false }, networkName: 'sc', originSeq: 18446744073709551615, fromPeerId: 'system' });
+    await sleep(200);
+    eq(about(a, 'peer-discovered', y).length, 0, 'rogue hub: originSeq 2^64-1 is refused');
+    const yb = await joined(B, 'sc', y); // the real y appears on B
+    await discovers(a, y, 'sc', 'rogue hub: a withdrawal of a peer it never taught plants no tombstone');
+    // 4. a signal with someone else's fromPeerId: a local peer of A, or an unknown id
+    F.send({ type: 'offer', fromPeerId: a.id, targetPeerId: x.id, networkName: 'sc', data: { spoof: 1 } });
+    F.send({ type: 'offer', fromPeerId: randomId(), targetPeerId: a.id, networkName: 'sc', data: { spoof: 2 } });
+    await sleep(300);
+    eq(x.all('offer').filter((m) => m.data.spoof).length, 0, 'rogue hub: cannot send as a local peer of ours');
+    eq(a.all('offer').filter((m) => m.data.spoof).length, 0, 'rogue hub: cannot send as a peer it never taught');
+    // 5. it teaches its own peers, up to the quota (1000)
+    for (let i = 0; i < 1100; i++)
+      F.send({ type: 'peer-discovered', data: { peerId: randomId(), isHub: false }, networkName: 'flood', fromPeerId: 'system' });
+    await sleep(500);
+    const rp = await waitFor(async () => { const m = await metricsOf(A); return m.peerpigeon_remote_peers >= 1000 ? m : null; }, 3000, 'remote peers').catch(() => null);
+    check(rp && rp.peerpigeon_remote_peers <= 1003, 'rogue hub: at most 1000 peers from one teller', rp && rp.peerpigeon_remote_peers);
+    const z = await joined(B, 'sc');
+    await discovers(a, z.id, 'sc', 'after the flood a real newcomer on B is still discovered');
+    await closeAll(a, x, F, yb, z);
+    await B.stop();
+    await A.stop();
+  }],
+  ['an offer to an unknown id costs one copy per hub, not one per path', async () => {
+    const h = [await startServer(hubEnv())];
+    h.push(await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${h[0].port}` })));
+    h.push(await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${h[0].port},ws://127.0.0.1:${h[1].port}` })));
+    h.push(await startServer(hubEnv({ BOOTSTRAP_HUBS: `ws://127.0.0.1:${h[0].port},ws://127.0.0.1:${h[1].port},ws://127.0.0.1:${h[2].port}` })));
+    await linksUp(h[3], 3);
+    await linksUp(h[2], 2);
+    await sleep(500);
+    const before = [];
+    for (const s of h) before.push((await metricsOf(s)).peerpigeon_hub_relayed_signals_total || 0);
+    const c = await joined(h[0], 'unk');
+    for (let i = 0; i < 10; i++) c.send({ type: 'offer', targetPeerId: randomId(), networkName: 'unk', data: { i } });
+    await sleep(500);
+    let sent = 0;
+    for (let i = 0; i < h.length; i++) sent += ((await metricsOf(h[i])).peerpigeon_hub_relayed_signals_total || 0) - before[i];
+    eq(sent, 30, '4-hub full mesh: 10 offers to unknown ids are relayed 30 times (H-1 each), not 90');
+    await closeAll(c);
+    for (const s of h.reverse()) await s.stop();
   }],
   // ---- HUB_SECRET: hub rights need the secret ----
   ['HUB_SECRET: a stranger claiming isHub is a plain peer (no dump, no slot, no rights)', async () => {

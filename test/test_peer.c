@@ -540,8 +540,15 @@ static int stub_handle(struct conn *from, const char *type, size_t type_len,
     return 0;
 }
 static const struct peer_hooks stub_hooks = {
-    stub_announced, stub_left, stub_joined, stub_gone, stub_peer, stub_peer, stub_relay,
-    stub_handle,
+    .announced = stub_announced,
+    .left = stub_left,
+    .hub_joined = stub_joined,
+    .hub_gone = stub_gone,
+    .remote_dropped = stub_peer,
+    .remote_revealed = stub_peer,
+    .remote_gone = stub_peer,
+    .relay = stub_relay,
+    .handle = stub_handle,
 };
 
 static void test_hubs(void)
