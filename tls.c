@@ -199,6 +199,8 @@ const char *tls_load_anchors(const char **path, size_t *count)
         result = msg;
     } else {
         parse_bundle(text, len);
+        br_x509_trust_anchor *fit = realloc(anchors, (nanchors ? nanchors : 1) * sizeof *anchors);
+        if (fit) anchors = fit;
         if (!nanchors) {
             snprintf(msg, sizeof msg, "%s %s: no usable PEM certificate in it", from, file);
             result = msg;

@@ -18,13 +18,14 @@
 #    default build (build/peerpigeon-asan) reports wss:// as needing `make TLS=1`
 #  - every server exits 0 on SIGTERM, sanitizer-clean
 # Bounded by a 120 s watchdog; every process and the temp dir are cleaned up on exit.
-# Last line: "N passed, N failed". Env: NODE_PATH, PP_KEEP=1 (keep the temp dir), PP_VERBOSE=1.
+# Last line: "N passed, N failed". Env: NODE_PATH, PP_TLS_BIN (the TLS binary under test, default
+# build/peerpigeon-tls-asan), PP_KEEP=1 (keep the temp dir), PP_VERBOSE=1 (print every log).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export NODE_PATH=${NODE_PATH:-$ROOT/.deps/node_modules}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
-TLS_BIN=$ROOT/build/peerpigeon-tls-asan
+TLS_BIN=${PP_TLS_BIN:-$ROOT/build/peerpigeon-tls-asan} # PP_TLS_BIN: another TLS build (static)
 PLAIN_BIN=$ROOT/build/peerpigeon-asan
 
 pass=0
