@@ -98,6 +98,8 @@ static struct {
     uint64_t h;
     uint64_t seq;
     uint64_t at;
+    char id[PEER_ID_LEN];     /* whose */
+    char origin[PEER_ID_LEN]; /* the hub that withdrew it: replayed to hubs of ours on link open */
 } tombs[TOMB_SLOTS];
 
 static char *out;
@@ -664,6 +666,18 @@ static int seq_from_future(uint64_t seq)
     return seq > ((conn_wall_ms() + SEQ_SKEW_MS) << 10);
 }
 
+/* Word of origin o came over `from`. If we had given it up (unheard for ORIGIN_TIMEOUT_MS)
+ * and dropped its peers, the hub this came from never did, so it floods nothing new: ask it
+ * for what it knows. */
+static void origin_heard(struct origin *o, struct conn *from)
+{
+    static const char ask[] = "{\"type\":\"hub-sync\",\"fromPeerId\":\"system\"}";
+    o->heard = conn_now_ms();
+    if (o->alive) return;
+    o->alive = 1;
+    conn_send(from, ask, sizeof ask - 1);
+}
+
 static void heartbeat_send(void)
 {
     uint64_t s = conn_wall_ms() << 10;
@@ -727,16 +741,17 @@ static void on_heartbeat(struct conn *from, const struct json_val *root)
     uint64_t seq = msg_u64(root, "seq"), since = msg_u64(root, "since");
     if (seq_from_future(seq) || seq_from_future(since) || since > seq) return;
     if (since > o->since) {
-        /* it restarted: what it announced before is gone with the old process */
-        if (o->since) peer_remote_drop_origin(o, since, "hub restarted");
+        /* a run we had not heard from: what was announced before it (a previous run's peers,
+         * maybe learnt from a neighbour while it was down) is gone with the old process */
+        peer_remote_drop_origin(o, since, "hub restarted");
         o->since = since;
     }
+
     if (seq <= o->hb_seq) return; /* seen: came round another way */
     stats.heartbeats_in++;
     o->hb_seq = seq;
-    o->heard = conn_now_ms();
-    o->alive = 1;
     o->via = from; /* the first copy came the quickest way */
+    origin_heard(o, from);
     struct json_writer w;
     char buf[256];
     json_writer_init(&w, buf, sizeof buf);
@@ -746,7 +761,7 @@ static void on_heartbeat(struct conn *from, const struct json_val *root)
 
 /* ---- tombstones ---- */
 
-static void tomb_put(const char *id, uint64_t seq)
+static void tomb_put(const char *id, uint64_t seq, const char *origin)
 {
     if (!seq) return;
     uint64_t h = peer_hash(id, PEER_ID_LEN);
@@ -755,6 +770,29 @@ static void tomb_put(const char *id, uint64_t seq)
     tombs[i].h = h;
     tombs[i].seq = seq;
     tombs[i].at = conn_now_ms();
+    memcpy(tombs[i].id, id, PEER_ID_LEN);
+    memcpy(tombs[i].origin, origin, PEER_ID_LEN);
+}
+
+/* A hub of ours linked up: the withdrawals of the last TOMB_MS, which it may have missed while
+ * the mesh was cut in two (a withdrawal is flooded once; a sync only adds). */
+static void tombs_replay(struct conn *to)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < TOMB_SLOTS; i++)
+        n += tombs[i].seq && conn_now_ms() - tombs[i].at < TOMB_MS;
+    conn_expect(to, n * 320);
+    for (size_t i = 0; i < TOMB_SLOTS; i++) {
+        if (!tombs[i].seq || conn_now_ms() - tombs[i].at >= TOMB_MS) continue;
+        char id[PEER_ID_LEN + 1], origin[PEER_ID_LEN + 1];
+        memcpy(id, tombs[i].id, PEER_ID_LEN);
+        memcpy(origin, tombs[i].origin, PEER_ID_LEN);
+        id[PEER_ID_LEN] = origin[PEER_ID_LEN] = 0;
+        struct json_writer w;
+        json_writer_init(&w, out, out_cap);
+        peer_write_disconnected(&w, id, 0, "disconnected", "global", 6, NULL, tombs[i].seq, origin);
+        if (!w.overflow) conn_send(to, w.p, w.len);
+    }
 }
 
 /* The sequence of the last withdrawal of id still remembered, or 0. */
@@ -895,7 +933,7 @@ static void hub_local_announced(struct peer *p)
 
 static void hub_local_left(struct peer *p, const char *net, const char *reason)
 {
-    tomb_put(peer_id(p), peer_seq(p)); /* echoes of its announcement are stale from now on */
+    tomb_put(peer_id(p), peer_seq(p), conf.id); /* echoes of its announcement are stale now */
     flood_disconnected(NULL, peer_id(p), net, strlen(net), reason, peer_seq(p), conf.id);
 }
 
@@ -942,7 +980,7 @@ static int dedup(const char *type, size_t tl, const char *from, const char *targ
  * over (JS hubs); NULL if unknown. */
 static struct conn *route_to(const char *target)
 {
-    struct peer *r = peer_remote_find(target);
+    struct peer *r = peer_remote_entry(target);
     if (!r) return NULL;
     struct origin *o = peer_origin(r);
     return o && o->via ? o->via : peer_via(r); /* no heartbeat yet: where it was learnt */
@@ -960,7 +998,7 @@ static void relay(struct conn *from, const char *type, size_t tl, const char *fr
     struct conn *via = route_to(target);
     if (via && via != from && conn_is_open(via))
         stats.relayed += conn_send(via, w.p, w.len) == 0;
-    else if (hops == 0 || peer_remote_find(target)) /* an unknown target: one copy per hub */
+    else if (hops == 0 || peer_remote_entry(target)) /* an unknown target: one copy per hub */
         stats.relayed += (uint64_t)to_hubs(from, w.p, w.len);
 }
 
@@ -991,10 +1029,7 @@ static void on_discovered(struct conn *from, const struct json_val *root,
     if (tomb && (!seq || seq <= tomb)) return; /* an absent one is no newer either */
     if (seq && lp && seq <= peer_seq(lp)) return;
     if (o && seq && seq < o->since) return;
-    if (o) {
-        o->heard = conn_now_ms();
-        o->alive = 1;
-    }
+    if (o) origin_heard(o, from);
     /* a quota per teller: one hub (or one JS hub's link) cannot fill the table */
     struct peer *was = peer_remote_entry(id);
     struct conn *was_via = was ? peer_via(was) : NULL;
@@ -1045,13 +1080,39 @@ static void on_disconnected(struct conn *from, const struct json_val *root,
     /* only its origin withdraws a peer (a JS hub: what it told us of): an old hub that let go of
      * a peer that moved does not take it from its new one */
     if (r && (peer_origin(r) != o || (!o && peer_via(r) != from))) r = NULL;
-    if (!r || seq_from_future(seq)) return; /* nothing of its to withdraw: no tombstone either */
-    if (seq && seq < peer_seq(r)) return;   /* withdraws an older announcement */
-    tomb_put(id, seq ? seq : peer_seq(r));
+    if (seq_from_future(seq)) return;
+    if (!r) {
+        /* not held here (learnt and lost while cut off, or moved on): a hub of ours' withdrawal
+         * is still passed on, once (the tombstone deduplicates), so that hubs beyond that hold
+         * it hear of it; nothing else plants a tombstone for what it did not teach */
+        if (o && seq && seq > tomb_get(id)) {
+            tomb_put(id, seq, o->id);
+            flood_disconnected(from, id, "global", 6, why, seq, o->id);
+        }
+        return;
+    }
+    if (seq && seq < peer_seq(r)) return; /* withdraws an older announcement */
+    tomb_put(id, seq ? seq : peer_seq(r), origin_name(r));
     /* flooded on even when hidden behind our local peer: our hubs may know it visible */
     const char *rnet = peer_network(r);
     flood_disconnected(from, id, rnet, strlen(rnet), why, seq ? seq : peer_seq(r), origin_name(r));
     peer_remote_remove(id, why); /* a hidden entry (see peer_remote_add) goes quietly */
+}
+
+/* A full sync on request (hub-sync) costs a dump of every peer: at most one per connection
+ * per SYNC_EVERY_MS, so that asking cannot amplify. */
+#define SYNC_EVERY_MS 10000
+static int sync_allowed(struct conn *c)
+{
+    static struct {
+        struct conn *c;
+        uint64_t at;
+    } last[64];
+    size_t i = ((uintptr_t)c >> 4) % 64;
+    if (last[i].c == c && conn_now_ms() - last[i].at < SYNC_EVERY_MS) return 0;
+    last[i].c = c;
+    last[i].at = conn_now_ms();
+    return 1;
 }
 
 static int hub_handle(struct conn *from, const char *type, size_t tl, const struct json_val *root)
@@ -1072,11 +1133,20 @@ static int hub_handle(struct conn *from, const char *type, size_t tl, const stru
         on_heartbeat(from, root);
         return 1;
     }
+    if (peer_type_is(type, tl, "hub-sync")) {
+        if (is_ours(from) && sync_allowed(from)) {
+            conn_expect(from, peer_sync_bytes(NULL, 0));
+            peer_each(send_discovered, from, 1);
+        }
+        return 1;
+    }
     if (peer_type_is(type, tl, "hub-info")) {
         struct link *l = link_of(from);
+        int was = is_ours(from);
         if (l) l->peer_caches = 1;
         for (int i = 0; !l && i < ninbound; i++)
             if (inbound[i] == from) inbound_ours[i] = 1;
+        if (!was && is_ours(from)) tombs_replay(from);
         return 1;
     }
     if (peer_type_is(type, tl, "offer") || peer_type_is(type, tl, "answer") ||
@@ -1089,8 +1159,8 @@ static int hub_handle(struct conn *from, const char *type, size_t tl, const stru
         /* and it must be a peer of the hubs behind that link: never one of ours; from a JS hub
          * (or anyone who does not speak our mesh protocol), one it told us of; a hub of ours
          * may also relay for a peer not announced yet (flooded with the signal) */
-        struct peer *fr = peer_remote_find(id);
-        if (peer_find(id)) return 1;
+        struct peer *fr = peer_remote_entry(id), *lp = peer_find(id);
+        if (lp && !peer_moved(lp)) return 1;
         if (fr ? !peer_origin(fr) && peer_via(fr) != from && !is_ours(from) : !is_ours(from))
             return 1;
         if (!strcmp(target, conf.id)) return 1; /* WebRTC to the hub itself: not ours */

@@ -580,6 +580,19 @@ static void on_announce(struct peer *p, const struct json_val *root)
         /* other hubs knew it as a client: withdraw that, hubs are not flooded */
         if (is_hub && hooks) hooks->left(p, p->net->name, "became a hub");
     }
+    /* it was known as a peer of another hub: it moved here. Its old network hears it left
+     * (unless it is this one, which knows it already); the entry goes either way, so that the
+     * old hub's later withdrawal does not report this live local peer gone. */
+    struct peer *was = table_find(&remotes, p->id, PEER_ID_LEN);
+    if (was && !was->shadow_net) {
+        table_del(&remotes, was);
+        if (hooks && hooks->remote_gone) hooks->remote_gone(was);
+        if (was->net == p->net)
+            net_unlink(was);
+        else
+            leave_network(was, "network changed");
+        remote_free(was, NULL);
+    }
     p->is_hub = (uint8_t)is_hub;
     p->registered_at = conn_wall_ms();
     conn_log(LOG_DEBUG, "client.announce", "%.8s announced in %s%s", p->id, p->net->name,
@@ -631,7 +644,7 @@ int peer_forward(const char *type, size_t type_len, const char *from, const char
                  const char *net, size_t net_len, const struct json_val *data)
 {
     struct peer *q = peer_find(target);
-    if (!q) return 0;
+    if (!q || peer_moved(q)) return 0; /* moved: its hub now is another one */
     const char *qn = peer_network(q);
     if (strlen(qn) != net_len || memcmp(qn, net, net_len)) return -1;
     struct json_writer w;
@@ -840,16 +853,8 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
                       "\"system\",\"timestamp\":%llu}",
                       id, (unsigned long long)conn_wall_ms());
     if (conn_send(c, msg, (size_t)ml) == 0) stats.out[PEER_T_CONNECTED]++;
-    /* A peer known from another hub now connects here (it moved, and its old connection may
-     * still be open there): forget the remote entry quietly, so that the old hub's later
-     * peer-disconnected does not report this live local peer gone. */
-    struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
-    if (r) {
-        table_del(&remotes, r);
-        if (hooks && hooks->remote_gone) hooks->remote_gone(r);
-        if (r->net) net_unlink(r);
-        remote_free(r, NULL);
-    }
+    /* A peer known from another hub may connect here (it moved, its old connection may still be
+     * open there): the remote entry stays until this one announces (on_announce). */
     return p;
 }
 
@@ -1088,6 +1093,12 @@ void peer_remote_drop_origin(void *origin, uint64_t before, const char *reason)
             i++;
         }
     }
+}
+
+int peer_moved(const struct peer *p)
+{
+    const struct peer *r = p->remote ? NULL : table_find(&remotes, p->id, PEER_ID_LEN);
+    return r && r->shadow_net && r->seq > p->seq;
 }
 
 struct peer *peer_remote_entry(const char *id)

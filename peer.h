@@ -124,7 +124,10 @@ void peer_remote_drop_origin(void *origin, uint64_t before, const char *reason);
 struct peer *peer_remote_find(const char *id);  /* a visible remote peer, or NULL */
 struct peer *peer_remote_entry(const char *id); /* visible or hidden, or NULL */
 int peer_remote_hidden(const struct peer *r);   /* hidden behind a local peer of its id */
-void *peer_origin(const struct peer *r);        /* a remote peer's origin (NULL: its link) */
+/* A local peer announced more recently at another hub (its connection here lingers, maybe
+ * half-open): signals for it go there, and it may speak through our hubs. */
+int peer_moved(const struct peer *p);
+void *peer_origin(const struct peer *r); /* a remote peer's origin (NULL: its link) */
 /* Forward a signal (offer/answer/ice-candidate) to a local target if its network is net:
  * returns 1 if delivered, 0 if the target is not connected here, -1 if it is but in another
  * network. data may be NULL (no data key). */

@@ -689,8 +689,11 @@ static const struct conn_handlers http_handlers = {.data = http_on_data};
  * container root has none), as the hub dialler treats it. */
 static int resolve_host(const struct addrinfo *hints, struct addrinfo **res)
 {
-    int rc = getaddrinfo(cfg.host, "0", hints, res);
-    if (rc && !strcasecmp(cfg.host, "localhost")) {
+    int local = !strcasecmp(cfg.host, "localhost");
+    /* no /etc/hosts (a bare container root): musl would ask a DNS server that is not there
+     * and wait 5 s for it */
+    int rc = local && access("/etc/hosts", R_OK) ? EAI_NONAME : getaddrinfo(cfg.host, "0", hints, res);
+    if (rc && local) {
         struct addrinfo h = *hints;
         h.ai_flags |= AI_NUMERICHOST;
         rc = getaddrinfo("127.0.0.1", "0", &h, res);
@@ -858,8 +861,9 @@ static int setup(void)
         return -1;
     }
     if ((uint64_t)cfg.max_connections + 64 > (uint64_t)conn_fd_limit())
-        conn_log(LOG_WARN, "config", "MAX_CONNECTIONS %u is above the file descriptor limit %d",
-                 cfg.max_connections, conn_fd_limit());
+        conn_log(LOG_WARN, "config",
+                 "MAX_CONNECTIONS %u needs %u file descriptors (64 spare), the limit is %d",
+                 cfg.max_connections, cfg.max_connections + 64, conn_fd_limit());
     if (cfg.is_hub && !cfg.hub_id[0]) {
         uint8_t r[PEER_ID_LEN / 2];
         conn_random(r, sizeof r);

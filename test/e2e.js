@@ -174,7 +174,7 @@ test('GET /health counts match reality', async () => {
   eq(h.isHub, false, 'health isHub');
   deq([h.connections, h.peers, h.hubs, h.networks], [0, 0, 0, 0], 'health counts empty');
   keys(h.memory, ['rss'], 'health memory keys');
-  check(Number.isInteger(h.memory.rss) && h.memory.rss > 1 << 20, 'health rss bytes', h.memory.rss);
+  check(Number.isInteger(h.memory.rss) && h.memory.rss >= 1 << 17, 'health rss bytes', h.memory.rss);
   await sleep(1100);
   const up2 = (await json(H, '/health')).json.uptime;
   check(up2 - h.uptime >= 1 && up2 - h.uptime < 3, 'health uptime advances in seconds', [h.uptime, up2]);
@@ -1333,4 +1333,8 @@ test('SIGTERM exits 0 with clients connected', async () => {
   check(cl && cl.code === 1001, 'clients get 1001 on shutdown', cl);
 });
 
+// PP_E2E_SKIP: a regexp; tests whose names match are not run, each listed (test/container.sh,
+// test/aarch64.sh run the suite against binaries where a few tests cannot work)
+const SKIP = process.env.PP_E2E_SKIP && new RegExp(process.env.PP_E2E_SKIP);
+if (SKIP) for (const t of tests.filter(([n]) => SKIP.test(n))) { console.log(`skip: ${t[0]} (PP_E2E_SKIP)`); tests.splice(tests.indexOf(t), 1); }
 run(tests, { limitMs: 15000 });

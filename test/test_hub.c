@@ -423,15 +423,29 @@ static void test_moved_and_hidden(void)
     struct conn *a = join(IDA, "net-a");
     struct conn *l = link_up();
     discovered(l, IDR, "net-a", 100);
-    /* a peer of another hub connects here (it moved): the remote entry goes quietly */
+    /* a peer of another hub connects here (it moved): the remote entry stays until it
+     * announces, and then goes quietly (same network: its members know it already) */
     fake_clear_all();
     struct conn *r = fake_client(IDR);
     CHECK(fake_state(r) == FAKE_OPEN && peer_find(IDR) == conn_owner(r));
-    CHECK(peer_remote_find(IDR) == NULL && fake_count(a, NULL) == 0);
-    disconnected(l, IDR, "left", 100); /* its old hub's withdrawal does not touch it */
-    CHECK(fake_count(a, NULL) == 0 && peer_find(IDR) == conn_owner(r));
+    CHECK(peer_remote_find(IDR) != NULL && fake_count(a, NULL) == 0);
     sendq(r, "{'type':'announce','networkName':'net-a'}");
-    CHECK(fake_count(a, "peer-discovered") == 1);
+    CHECK(peer_remote_find(IDR) == NULL && fake_count(a, "peer-discovered") == 1);
+    CHECK(fake_count(a, "peer-disconnected") == 0);
+    disconnected(l, IDR, "left", 100); /* its old hub's withdrawal does not touch it */
+    CHECK(fake_count(a, "peer-disconnected") == 0 && peer_find(IDR) == conn_owner(r));
+    /* one that moves here into another network: its old network hears it left */
+    struct conn *c2 = join(IDC, "net-c");
+    discovered(l, IDS, "net-c", 100);
+    CHECK(fake_count(c2, "peer-discovered") == 1);
+    fake_clear_all();
+    struct conn *s2 = fake_client(IDS);
+    sendq(s2, "{'type':'announce','networkName':'net-a'}");
+    CHECK(str_member(fake_last(c2, "peer-disconnected"), 1, "peerId", IDS));
+    CHECK(fake_count(a, "peer-discovered") == 1 && peer_remote_find(IDS) == NULL);
+    conn_close(s2, 1000, "");
+    conn_close(c2, 1000, "");
+    fake_reap();
     /* a peer connected here is reported by another hub (it moved there, its old connection is
      * half-open here): kept hidden while the local one lives */
     struct conn *b = join(IDB, "net-a");
