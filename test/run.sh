@@ -45,6 +45,7 @@ for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/mesh.js te
     [ -f "$t" ] && suite "$(basename "$t")" 300 node "$t"
 done
 suite proxy.sh 180 bash test/proxy.sh
+suite tls.sh 150 bash test/tls.sh
 suite container.sh 300 bash test/container.sh
 suite aarch64.sh 300 bash test/aarch64.sh
 echo "$pass passed, $fail failed"
