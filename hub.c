@@ -709,7 +709,7 @@ static void origins_expire(void)
 static uint64_t msg_u64(const struct json_val *root, const char *key)
 {
     struct json_val v;
-    if (!json_get(root, key, &v) || v.type != JSON_NUMBER || *v.p == '-') return 0;
+    if (!peer_msg_get(root, key, &v) || v.type != JSON_NUMBER || *v.p == '-') return 0;
     return strtoull(v.p, NULL, 10);
 }
 
@@ -1069,7 +1069,7 @@ static void on_disconnected(struct conn *from, const struct json_val *root,
     if (data->type != JSON_OBJECT || peer_msg_id(data, "peerId", id)) return;
     struct json_val rv;
     char why[MAX_REASON_LEN + 1] = "disconnected";
-    if (json_get(data, "reason", &rv) && rv.type == JSON_STRING &&
+    if (peer_msg_get(data, "reason", &rv) && rv.type == JSON_STRING &&
         json_str_unescape(&rv, why, sizeof why) < 0)
         strcpy(why, "disconnected");
     int self;
@@ -1120,7 +1120,7 @@ static int hub_handle(struct conn *from, const char *type, size_t tl, const stru
     char id[PEER_ID_LEN + 1], net[MAX_NETWORK_NAME + 1];
     size_t nl;
     struct json_val data;
-    int has_data = json_get(root, "data", &data);
+    int has_data = peer_msg_get(root, "data", &data);
     if (peer_type_is(type, tl, "peer-discovered")) {
         if (has_data) on_discovered(from, root, &data);
         return 1;
@@ -1164,7 +1164,7 @@ static int hub_handle(struct conn *from, const char *type, size_t tl, const stru
         if (fr ? !peer_origin(fr) && peer_via(fr) != from && !is_ours(from) : !is_ours(from))
             return 1;
         if (!strcmp(target, conf.id)) return 1; /* WebRTC to the hub itself: not ours */
-        if (json_get(root, "hubHops", &hv)) hops = hops_of(&hv);
+        if (peer_msg_get(root, "hubHops", &hv)) hops = hops_of(&hv);
         const struct json_val *dp = has_data ? &data : NULL;
         if (dedup(type, tl, id, target, dp)) return 1;
         if (peer_forward(type, tl, id, target, net, nl, dp) == 0)

@@ -537,7 +537,7 @@ static void send_discovered_to(struct peer *to, const struct peer *about)
 int peer_msg_network(const struct json_val *root, char *name, size_t *len)
 {
     struct json_val v;
-    if (!json_get(root, "networkName", &v) || v.type == JSON_NULL) {
+    if (!peer_msg_get(root, "networkName", &v) || v.type == JSON_NULL) {
         memcpy(name, GLOBAL, GLOBAL_LEN + 1);
         *len = GLOBAL_LEN;
         return 0;
@@ -558,9 +558,9 @@ static void on_announce(struct peer *p, const struct json_val *root)
         return;
     }
     struct json_val data;
-    int has_data = json_get(root, "data", &data);
+    int has_data = peer_msg_get(root, "data", &data);
     struct json_val ih;
-    int is_hub = (has_data && data.type == JSON_OBJECT && json_get(&data, "isHub", &ih) &&
+    int is_hub = (has_data && data.type == JSON_OBJECT && peer_msg_get(&data, "isHub", &ih) &&
                   ih.type == JSON_TRUE) ||
                  (nl == strlen(conf.hub_ns) && !memcmp(name, conf.hub_ns, nl));
     if (set_extra(p, has_data ? &data : NULL)) {
@@ -682,7 +682,7 @@ int peer_id_valid(const char *s, size_t n)
 int peer_msg_id(const struct json_val *obj, const char *key, char id[PEER_ID_LEN + 1])
 {
     struct json_val v;
-    if (!json_get(obj, key, &v) || v.type != JSON_STRING) return -1;
+    if (!peer_msg_get(obj, key, &v) || v.type != JSON_STRING) return -1;
     long n = json_str_unescape(&v, id, PEER_ID_LEN + 1);
     return n == PEER_ID_LEN && peer_id_valid(id, PEER_ID_LEN) ? 0 : -1;
 }
@@ -692,7 +692,7 @@ static void on_signal(struct peer *p, const char *type, size_t tl, const struct 
     char target[PEER_ID_LEN + 1], name[MAX_NETWORK_NAME + 1];
     size_t nl;
     struct json_val tv;
-    if (!json_get(root, "targetPeerId", &tv) || tv.type == JSON_NULL) {
+    if (!peer_msg_get(root, "targetPeerId", &tv) || tv.type == JSON_NULL) {
         send_error(p, "Missing targetPeerId");
         return;
     }
@@ -705,7 +705,7 @@ static void on_signal(struct peer *p, const char *type, size_t tl, const struct 
         return;
     }
     struct json_val data;
-    const struct json_val *dp = json_get(root, "data", &data) ? &data : NULL;
+    const struct json_val *dp = peer_msg_get(root, "data", &data) ? &data : NULL;
     int r = peer_forward(type, tl, p->id, target, name, nl, dp);
     if (r == 0 && hooks)
         hooks->relay(p->conn, type, tl, p->id, target, name, nl, dp);
@@ -736,20 +736,36 @@ int peer_type_is(const char *t, size_t tl, const char *s)
     return strlen(s) == tl && !memcmp(t, s, tl);
 }
 
+/* The members of the message being handled, as json_parse recorded them. */
+static struct {
+    const char *p;
+    size_t len;
+    struct json_obj obj;
+} cur;
+
+int peer_msg_get(const struct json_val *obj, const char *key, struct json_val *val)
+{
+    if (obj->p == cur.p && obj->len == cur.len && cur.p)
+        return json_obj_get(&cur.obj, obj, key, val);
+    return json_get(obj, key, val);
+}
+
 int peer_msg_parse(const char *msg, size_t len, struct json_val *root, char type[MAX_TYPE_LEN + 1],
                    size_t *type_len, int *long_type, const char **err)
 {
     struct json_val tv;
     *long_type = 0;
-    if (json_validate(msg, len)) {
-        *err = "Invalid message: not valid JSON (or nested deeper than 32 levels)";
+    /* one pass: validated, and the root's members recorded for peer_msg_get */
+    cur.p = NULL;
+    if (json_parse(msg, len, root, &cur.obj)) {
+        *err = root->type == JSON_NONE
+                   ? "Invalid message: not valid JSON (or nested deeper than 32 levels)"
+                   : "Invalid message: expected a JSON object";
         return -1;
     }
-    if (json_value(msg, len, root) || root->type != JSON_OBJECT) {
-        *err = "Invalid message: expected a JSON object";
-        return -1;
-    }
-    if (!json_get(root, "type", &tv) || tv.type != JSON_STRING) {
+    cur.p = root->p;
+    cur.len = root->len;
+    if (!peer_msg_get(root, "type", &tv) || tv.type != JSON_STRING) {
         *err = "Invalid message: missing string 'type'";
         return -1;
     }
@@ -966,7 +982,8 @@ struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, con
                              size_t net_len, const struct json_val *data, uint64_t seq)
 {
     struct json_val ih;
-    if (data && data->type == JSON_OBJECT && json_get(data, "isHub", &ih) && ih.type == JSON_TRUE)
+    if (data && data->type == JSON_OBJECT && peer_msg_get(data, "isHub", &ih) &&
+        ih.type == JSON_TRUE)
         return NULL;
     struct peer *r = table_find(&remotes, id, PEER_ID_LEN);
     if (r && remote_in(r, net, net_len) && remote_stale(r, seq)) return NULL;

@@ -156,6 +156,9 @@ uint64_t peer_hash(const char *s, size_t n);
  * *long_type set), or -1 with *err saying what is wrong. */
 int peer_msg_parse(const char *msg, size_t len, struct json_val *root, char type[MAX_TYPE_LEN + 1],
                    size_t *type_len, int *long_type, const char **err);
+/* json_get, answered from the members json_parse recorded when obj is the message being
+ * handled (no rescan, whatever the key order); any other object is scanned. */
+int peer_msg_get(const struct json_val *obj, const char *key, struct json_val *out);
 /* 1 if type[0..tl) is s. */
 int peer_type_is(const char *type, size_t tl, const char *s);
 /* 1 if s[0..n) is a peer id: 40 hex digits. */
