@@ -37,6 +37,7 @@
 #define ORIGIN_TIMEOUT_MS 4000 /* a hub unheard this long on every path: its clients are gone */
 #define MAX_ORIGINS 256        /* hubs of ours in the mesh whose clients we keep */
 #define SEQ_SKEW_MS 60000      /* an originSeq further ahead of our clock than this is refused */
+#define RESYNC_AGAIN_MS 2000   /* a hub given up and heard again: a second sync round after */
 
 struct link {
     char uri[MAX_URL];
@@ -86,6 +87,7 @@ static struct origin origins[MAX_ORIGINS];
 static struct hub_stats stats;
 static int norigins;
 static uint64_t hb_seq, hb_since, hb_next; /* our own heartbeats */
+static uint64_t resync_due;                 /* mono ms of a second round of hub-sync, or 0 */
 static struct {
     uint64_t h;
     uint64_t at;
@@ -110,6 +112,7 @@ static int port_self; /* the port we listen on */
 static void hub_tick(void *arg);
 static void heartbeat_send(void);
 static void origins_expire(void);
+static void resync_all(void);
 static void hub_on_connect(struct conn *c, void *owner);
 static int hub_on_handshake(struct conn *c, void *owner, const struct http_response *res);
 static void hub_on_open(struct conn *c, void *owner);
@@ -502,6 +505,10 @@ static void hub_tick(void *arg)
         heartbeat_send();
     }
     origins_expire();
+    if (resync_due && conn_now_ms() >= resync_due) {
+        resync_due = 0;
+        resync_all();
+    }
     for (int i = 0; i < nlinks; i++) {
         struct link *l = &links[i];
         if (l->dns && !l->dns_resent && conn_now_ms() - l->dns_sent >= DNS_RETRY_MS) {
@@ -669,13 +676,22 @@ static int seq_from_future(uint64_t seq)
 /* Word of origin o came over `from`. If we had given it up (unheard for ORIGIN_TIMEOUT_MS)
  * and dropped its peers, the hub this came from never did, so it floods nothing new: ask it
  * for what it knows. */
-static void origin_heard(struct origin *o, struct conn *from)
+/* Ask every hub of ours for a sync (hub-sync). After a cut, the hub asked first may itself
+ * still be relearning what it lost, so a second round follows RESYNC_AGAIN_MS later. */
+static void resync_all(void)
 {
     static const char ask[] = "{\"type\":\"hub-sync\",\"fromPeerId\":\"system\"}";
+    to_our_hubs(NULL, ask, sizeof ask - 1);
+}
+
+static void origin_heard(struct origin *o, struct conn *from)
+{
+    (void)from;
     o->heard = conn_now_ms();
     if (o->alive) return;
     o->alive = 1;
-    conn_send(from, ask, sizeof ask - 1);
+    resync_all();
+    resync_due = conn_now_ms() + RESYNC_AGAIN_MS;
 }
 
 static void heartbeat_send(void)
@@ -1101,7 +1117,7 @@ static void on_disconnected(struct conn *from, const struct json_val *root,
 
 /* A full sync on request (hub-sync) costs a dump of every peer: at most one per connection
  * per SYNC_EVERY_MS, so that asking cannot amplify. */
-#define SYNC_EVERY_MS 10000
+#define SYNC_EVERY_MS 1500
 static int sync_allowed(struct conn *c)
 {
     static struct {

@@ -690,9 +690,12 @@ static const struct conn_handlers http_handlers = {.data = http_on_data};
 static int resolve_host(const struct addrinfo *hints, struct addrinfo **res)
 {
     int local = !strcasecmp(cfg.host, "localhost");
-    /* no /etc/hosts (a bare container root): musl would ask a DNS server that is not there
-     * and wait 5 s for it */
-    int rc = local && access("/etc/hosts", R_OK) ? EAI_NONAME : getaddrinfo(cfg.host, "0", hints, res);
+    /* unless /etc/hosts names it (as on any normal system: then the lookup reads only that
+     * file), localhost is looked up nowhere: a bare container root has no /etc/hosts, or one
+     * without localhost, and musl would ask a DNS server that is not there and wait 5 s */
+    struct sockaddr_storage ss;
+    int rc = local && dns_hosts_lookup("localhost", &ss) ? EAI_NONAME
+                                                         : getaddrinfo(cfg.host, "0", hints, res);
     if (rc && local) {
         struct addrinfo h = *hints;
         h.ai_flags |= AI_NUMERICHOST;
@@ -765,6 +768,15 @@ static int listen_on(const struct addrinfo *ai, int port)
     }
     return fd;
 }
+/* The numeric text of an address (inet_ntop: getnameinfo would bring a resolver along). */
+static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (!inet_ntop(sa->sa_family, a, out, (socklen_t)cap)) snprintf(out, cap, "?");
+}
+
 static int listen_fds[MAX_LISTEN];
 static int nlisten;
 
@@ -814,7 +826,7 @@ static int open_listeners(void)
                     break;
                 }
                 char host[64];
-                getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+                addr_text(a->ai_addr, host, sizeof host);
                 conn_log(nlisten ? LOG_WARN : LOG_ERROR, "listen",
                          "cannot listen on %s port %d: %s", host, want, strerror(errno));
                 if (nlisten == 0) continue;
@@ -823,7 +835,7 @@ static int open_listeners(void)
             if (nlisten == 0) bound_port = bound_port_of(fd);
             listen_fds[nlisten++] = fd;
             char host[64];
-            getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+            addr_text(a->ai_addr, host, sizeof host);
             conn_log(LOG_INFO, "listen", "listening on %s port %d", host, bound_port);
         }
     }
@@ -891,8 +903,8 @@ int main(int argc, char **argv)
                                 .bootstrap = cfg.bootstrap_hubs,
                                 .auth_token = cfg.auth_token,
                                 .hub_secret = cfg.hub_secret,
-                                .remote_quota = cfg.max_connections > 1000 ? cfg.max_connections
-                                                                           : 1000,
+                                .remote_quota =
+                                    cfg.max_connections > 1000 ? cfg.max_connections : 1000,
                                 .host = cfg.host,
                                 .max_message_size = cfg.max_message_size};
         const char *herr = hub_init(&hc);
