@@ -24,7 +24,7 @@ const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 async function mesh(n) {
   const hubs = [];
-  const env = { IS_HUB: 'true', LOG_LEVEL: 'warn' };
+  const env = { IS_HUB: 'true', LOG_LEVEL: 'info' };
   const ports = [];
   for (let i = 0; i < n; i++) ports.push(await lib.freePort());
   for (let i = 0; i < n; i++) {
