@@ -250,6 +250,9 @@ if wait_log "$CTX/chroot.log" "ready: port" "$CHPID" 200; then
     t "bare root: HOST=localhost listens on 127.0.0.1 without /etc/hosts" grep -q "listening on 127.0.0.1 port $P" "$CTX/chroot.log"
     t "bare root: HOST=localhost listening within 2 s (took $dt ms)" [ "$dt" -lt 2000 ]
     t "bare root: /health 200" [ "$(health_code "$P")" = 200 ]
+    rss=$(node -e 'require("http").get({ host: "127.0.0.1", port: +process.argv[1], path: "/health", agent: false },
+        (r) => { let b = ""; r.on("data", (d) => (b += d)); r.on("end", () => console.log(JSON.parse(b).memory.rss)); }).on("error", () => console.log(0))' "$P")
+    t "bare root: /health memory.rss without /proc is the peak, not 0 ($rss)" [ "${rss:-0}" -gt 0 ]
     for h in 0.0.0.0 localhost; do
         t0=$(ms)
         env -i HOST=$h PORT="$P" "$CHROOT" --userspec=65534:65534 "$MNT" /peerpigeon --health-check >"$CTX/hc.log" 2>&1
