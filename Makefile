@@ -117,6 +117,6 @@ static-check: build/peerpigeon-static
 # from Debian packages only; as root deploy/build-static.sh installs what it needs, and it
 # smoke-runs the aarch64 binary under qemu-user when present. Never touches ./peerpigeon.
 static-all: $(SRCS) $(HDRS) | build
-	SRCS='$(SRCS)' WARN='$(WARN)' STATIC_FLAGS='$(STATIC_FLAGS)' VERSION='$(VERSION)' bash deploy/build-static.sh
+	SRCS='$(filter-out tls.c $(BEARSSL_A),$(SRCS))' WARN='$(WARN)' STATIC_FLAGS='$(STATIC_FLAGS)' VERSION='$(VERSION)' TLS='$(TLS)' bash deploy/build-static.sh
 
 .PHONY: static-all

@@ -75,6 +75,15 @@ else
 fi
 NEED_HOST="clang lld"; [ $ONLY_A64 = 1 ] || NEED_HOST="musl-tools $NEED_HOST"
 NEED_A64="musl-dev:arm64 libclang-rt-$CLANG_MAJOR-dev:arm64"
+# TLS=1: the TLS build (wss:// hub links, BearSSL linked statically from Debian's libbearssl-dev
+# of each architecture), written as build/peerpigeon-<arch>-tls; no 150 KB check for it
+TLS=${TLS:-0}
+SUFFIX=
+if [ "$TLS" = 1 ]; then
+    SUFFIX=-tls
+    NEED_HOST="$NEED_HOST libbearssl-dev"
+    NEED_A64="$NEED_A64 libbearssl-dev:arm64"
+fi
 todo=()
 for p in $NEED_HOST; do installed "$p" || todo+=("$p"); done
 ARCH_MISSING=0
@@ -119,22 +128,38 @@ mkdir -p build
 # --- x86_64 ----------------------------------------------------------------------------
 if [ $ONLY_A64 = 0 ]; then
     # shellcheck disable=SC2086
-    musl-gcc $WARN $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" -o build/peerpigeon-x86_64 $SRCS
+    if [ "$TLS" = 1 ]; then
+        # shellcheck disable=SC2086
+        musl-gcc $WARN -DPP_TLS -isystem /usr/include/bearssl $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" \
+            -o build/peerpigeon-x86_64-tls $SRCS tls.c /usr/lib/x86_64-linux-gnu/libbearssl.a
+    else
+        # shellcheck disable=SC2086
+        musl-gcc $WARN $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" -o build/peerpigeon-x86_64 $SRCS
+    fi
 fi
 
 # --- aarch64 ---------------------------------------------------------------------------
 # -nostdinc/-nostdlib: only musl's arm64 headers and clang's own (stddef.h, stdarg.h...), and an
 # explicit musl link line; STATIC_FLAGS carry -static, -s (strip at link time) and --gc-sections.
 # shellcheck disable=SC2086
-clang --target=aarch64-linux-musl $WARN $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" \
+TLS_A64_C= TLS_A64_L=
+[ "$TLS" = 1 ] && TLS_A64_C="-DPP_TLS -isystem /usr/include/bearssl" &&
+    TLS_A64_L="tls.c /usr/lib/aarch64-linux-gnu/libbearssl.a"
+# shellcheck disable=SC2086
+clang --target=aarch64-linux-musl $WARN $TLS_A64_C $STATIC_FLAGS -DPP_VERSION="\"$VERSION\"" \
     -nostdinc -isystem "$RESDIR/include" -isystem "$MUSL_A64_INC" \
-    -nostdlib -fuse-ld=lld -o build/peerpigeon-aarch64 \
-    "$MUSL_A64/crt1.o" "$MUSL_A64/crti.o" $SRCS "$MUSL_A64/libc.a" "$BUILTINS" "$MUSL_A64/crtn.o"
+    -nostdlib -fuse-ld=lld -o build/peerpigeon-aarch64$SUFFIX \
+    "$MUSL_A64/crt1.o" "$MUSL_A64/crti.o" $SRCS $TLS_A64_L "$MUSL_A64/libc.a" "$BUILTINS" \
+    "$MUSL_A64/crtn.o"
 
 fail=0
 ARCHS="x86_64 aarch64"; [ $ONLY_A64 = 0 ] || ARCHS=aarch64
 for a in $ARCHS; do
-    s=$(stat -c %s "build/peerpigeon-$a")
+    s=$(stat -c %s "build/peerpigeon-$a$SUFFIX")
+    if [ "$TLS" = 1 ]; then
+        echo "build/peerpigeon-$a$SUFFIX: $s bytes stripped (the TLS build: no size target)"
+        continue
+    fi
     echo "build/peerpigeon-$a: $s bytes stripped (target <= $LIMIT)"
     [ "$s" -le "$LIMIT" ] || { echo "build-static: $a binary over $LIMIT bytes" >&2; fail=1; }
 done
@@ -144,9 +169,9 @@ build/peerpigeon-x86_64 --version
 # --- aarch64 smoke run under qemu --------------------------------------------------------
 QEMU=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ -n "$QEMU" ]; then
-    echo "aarch64 (via $(basename "$QEMU")): $("$QEMU" build/peerpigeon-aarch64 --version)"
+    echo "aarch64 (via $(basename "$QEMU")): $("$QEMU" build/peerpigeon-aarch64$SUFFIX --version)"
     log=$(mktemp)
-    PORT=0 HOST=127.0.0.1 "$QEMU" build/peerpigeon-aarch64 >"$log" 2>&1 &
+    PORT=0 HOST=127.0.0.1 "$QEMU" build/peerpigeon-aarch64$SUFFIX >"$log" 2>&1 &
     pid=$!
     trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
     port=

@@ -841,3 +841,43 @@ const char *fake_log_last(void)
 {
     return log_last;
 }
+
+/* ---- message helpers for the unit tests ---- */
+
+const char *fake_q(const char *s)
+{
+    static char buf[8][8192];
+    static int k;
+    char *o = buf[k++ % 8];
+    size_t i = 0;
+    for (; s[i] && i < sizeof buf[0] - 1; i++)
+        o[i] = s[i] == '\'' ? '"' : s[i];
+    o[i] = 0;
+    return o;
+}
+
+void fake_sendq(struct conn *c, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fake_deliver(c, fake_q(buf));
+}
+
+int fake_has(const char *s, const char *needle)
+{
+    return s && strstr(s, fake_q(needle));
+}
+
+int fake_str_member(const char *s, int in_data, const char *key, const char *want)
+{
+    struct json_val root, d, v;
+    if (!s || json_value(s, strlen(s), &root)) return 0;
+    if (in_data) {
+        if (!json_get(&root, "data", &d)) return 0;
+        root = d;
+    }
+    return json_get(&root, key, &v) && json_str_eq(&v, want, strlen(want));
+}

@@ -121,4 +121,13 @@ int fake_violations(void);   /* broken rules so far */
 void fake_log_record(int on);
 void fake_log_echo(int on);
 const char *fake_log_last(void); /* "" if none */
+/* ---- message helpers for the unit tests ---- */
+/* JSON written with ' for " (test text only: none of it needs a real '): a rotating buffer */
+const char *fake_q(const char *s);
+/* deliver printf-formatted JSON written with ' for " to c */
+void fake_sendq(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 if s is not NULL and holds needle (written with ' for ") */
+int fake_has(const char *s, const char *needle);
+/* string member key of message s (top level, or in data when in_data) equals want */
+int fake_str_member(const char *s, int in_data, const char *key, const char *want);
 #endif

@@ -49,6 +49,7 @@ for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/mesh.js te
 done
 suite proxy.sh 180 bash test/proxy.sh
 suite tls.sh 150 bash test/tls.sh
+suite tls_suite.sh 900 bash test/tls_suite.sh
 suite container.sh 300 bash test/container.sh
 suite aarch64.sh 300 bash test/aarch64.sh
 echo "$pass passed, $fail failed"

@@ -26,47 +26,6 @@
 #define IDS "2222222222222222222222222222222222222222"
 #define IDT "3333333333333333333333333333333333333333" /* nobody knows it */
 
-/* JSON written with ' for " (test text only: none of it needs a real ') */
-static const char *q(const char *s)
-{
-    static char buf[8][4096];
-    static int k;
-    char *o = buf[k++ % 8];
-    size_t i = 0;
-    for (; s[i] && i < sizeof buf[0] - 1; i++)
-        o[i] = s[i] == '\'' ? '"' : s[i];
-    o[i] = 0;
-    return o;
-}
-
-static void sendq(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sendq(struct conn *c, const char *fmt, ...)
-{
-    char buf[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    fake_deliver(c, q(buf));
-}
-
-static int has(const char *s, const char *needle)
-{
-    return s && strstr(s, q(needle));
-}
-
-/* string member key of message s (top level, or in data) equals want */
-static int str_member(const char *s, int in_data, const char *key, const char *want)
-{
-    struct json_val root, d, v;
-    if (!s || json_value(s, strlen(s), &root)) return 0;
-    if (in_data) {
-        if (!json_get(&root, "data", &d)) return 0;
-        root = d;
-    }
-    return json_get(&root, key, &v) && json_str_eq(&v, want, strlen(want));
-}
-
 /* the number member key of message s, or -1 */
 static long long num_member(const char *s, const char *key)
 {
@@ -79,7 +38,7 @@ static long long num_member(const char *s, const char *key)
 static struct conn *join(const char *id, const char *net)
 {
     struct conn *c = fake_client(id);
-    if (net) sendq(c, "{'type':'announce','networkName':'%s'}", net);
+    if (net) fake_sendq(c, "{'type':'announce','networkName':'%s'}", net);
     return c;
 }
 
@@ -112,10 +71,10 @@ static void discovered(struct conn *from, const char *id, const char *net, unsig
 {
     char s[48] = "";
     if (seq) snprintf(s, sizeof s, ",'originSeq':%llu", seq);
-    sendq(from,
-          "{'type':'peer-discovered','data':{'peerId':'%s','isHub':false,'x':1},"
-          "'networkName':'%s','fromPeerId':'system'%s}",
-          id, net, s);
+    fake_sendq(from,
+               "{'type':'peer-discovered','data':{'peerId':'%s','isHub':false,'x':1},"
+               "'networkName':'%s','fromPeerId':'system'%s}",
+               id, net, s);
 }
 
 static void disconnected(struct conn *from, const char *id, const char *reason,
@@ -123,16 +82,16 @@ static void disconnected(struct conn *from, const char *id, const char *reason,
 {
     char s[48] = "";
     if (seq) snprintf(s, sizeof s, ",'originSeq':%llu", seq);
-    sendq(from,
-          "{'type':'peer-disconnected','data':{'peerId':'%s','isHub':false,'reason':'%s'},"
-          "'networkName':'net-a','fromPeerId':'system'%s}",
-          id, reason, s);
+    fake_sendq(from,
+               "{'type':'peer-disconnected','data':{'peerId':'%s','isHub':false,'reason':'%s'},"
+               "'networkName':'net-a','fromPeerId':'system'%s}",
+               id, reason, s);
 }
 
 static struct conn *inbound_hub(void)
 {
     struct conn *h = fake_client(IDH);
-    sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
+    fake_sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
     CHECK(peer_has_hub_rights(conn_owner(h)));
     return h;
 }
@@ -165,46 +124,48 @@ static void test_open_and_sync(void)
     CHECK(fake_handshake(l, 1) == 0 && fake_dial_stage(l) == 2 && hub_links_connected() == 1);
     /* first the announce into the hub namespace, then one peer-discovered per local client */
     const char *m = fake_nth(l, NULL, 0);
-    CHECK(str_member(m, 0, "type", "announce") &&
-          str_member(m, 0, "networkName", "pigeonhub-mesh"));
-    CHECK(has(m, "'isHub':true") && has(m, "'port':3000") && has(m, "'host':'localhost'"));
-    CHECK(has(m, "'capabilities':['signaling','relay']"));
+    CHECK(fake_str_member(m, 0, "type", "announce") &&
+          fake_str_member(m, 0, "networkName", "pigeonhub-mesh"));
+    CHECK(fake_has(m, "'isHub':true") && fake_has(m, "'port':3000") &&
+          fake_has(m, "'host':'localhost'"));
+    CHECK(fake_has(m, "'capabilities':['signaling','relay']"));
     /* then hub-info (so that a hub of ours reads our floods as ours), then the sync */
-    CHECK(str_member(fake_nth(l, NULL, 1), 0, "type", "hub-info"));
+    CHECK(fake_str_member(fake_nth(l, NULL, 1), 0, "type", "hub-info"));
     CHECK(fake_count(l, NULL) == 4 && fake_count(l, "peer-discovered") == 2);
     for (int i = 0; i < 2; i++) {
         m = fake_nth(l, "peer-discovered", i);
-        int is_a = str_member(m, 1, "peerId", IDA);
+        int is_a = fake_str_member(m, 1, "peerId", IDA);
         const char *id = is_a ? IDA : IDB;
-        CHECK(str_member(m, 0, "networkName", is_a ? "net-a" : "net-b"));
+        CHECK(fake_str_member(m, 0, "networkName", is_a ? "net-a" : "net-b"));
         CHECK(num_member(m, "originSeq") == (long long)peer_seq(peer_find(id)));
-        CHECK(has(m, "'isHub':false") && !has(m, "targetPeerId"));
-        CHECK(str_member(m, 0, "originHub", HUBID)); /* we are the origin of our clients */
+        CHECK(fake_has(m, "'isHub':false") && !fake_has(m, "targetPeerId"));
+        CHECK(fake_str_member(m, 0, "originHub", HUBID)); /* we are the origin of our clients */
     }
-    CHECK(!has(fake_last(l, "peer-discovered"), IDC) && !has(fake_last(l, "peer-discovered"), IDH));
+    CHECK(!fake_has(fake_last(l, "peer-discovered"), IDC) &&
+          !fake_has(fake_last(l, "peer-discovered"), IDH));
     /* later announces and leaves go on the link (and to inbound hubs) too */
     fake_clear_all();
-    sendq(g, "{'type':'announce','networkName':'net-a'}");
+    fake_sendq(g, "{'type':'announce','networkName':'net-a'}");
     CHECK(fake_count(l, "peer-discovered") == 1 &&
-          str_member(fake_last(l, NULL), 1, "peerId", IDC));
+          fake_str_member(fake_last(l, NULL), 1, "peerId", IDC));
     CHECK(num_member(fake_last(l, NULL), "originSeq") == (long long)peer_seq(conn_owner(g)));
     CHECK(fake_count(h, "peer-discovered") == 1);
     unsigned long long seq = peer_seq(conn_owner(g));
     conn_close(g, 1000, "bye");
     m = fake_last(l, "peer-disconnected");
-    CHECK(str_member(m, 1, "peerId", IDC) && str_member(m, 1, "reason", "bye"));
-    CHECK(num_member(m, "originSeq") == (long long)seq && !has(m, "targetPeerId"));
+    CHECK(fake_str_member(m, 1, "peerId", IDC) && fake_str_member(m, 1, "reason", "bye"));
+    CHECK(num_member(m, "originSeq") == (long long)seq && !fake_has(m, "targetPeerId"));
     CHECK(fake_count(h, "peer-disconnected") == 1);
     /* a client becoming a hub is withdrawn from the other hubs */
     fake_clear_all();
-    sendq(b, "{'type':'announce','networkName':'net-b','data':{'isHub':true}}");
-    CHECK(str_member(fake_last(l, "peer-disconnected"), 1, "reason", "became a hub"));
+    fake_sendq(b, "{'type':'announce','networkName':'net-b','data':{'isHub':true}}");
+    CHECK(fake_str_member(fake_last(l, "peer-disconnected"), 1, "reason", "became a hub"));
     static char buf[4096];
     struct json_writer w;
     json_writer_init(&w, buf, sizeof buf);
     hub_write_bootstrap(&w);
     buf[w.len] = 0;
-    CHECK(has(buf, "'uri':'ws://127.0.0.2:9'") && has(buf, "'connected':true"));
+    CHECK(fake_has(buf, "'uri':'ws://127.0.0.2:9'") && fake_has(buf, "'connected':true"));
     (void)a;
     done();
 }
@@ -217,12 +178,13 @@ static void test_remote_peers(void)
     discovered(l, IDR, "net-a", 100);
     CHECK(peer_remote_find(IDR) != NULL && peer_via(peer_remote_find(IDR)) == l);
     const char *m = fake_last(a, "peer-discovered");
-    CHECK(fake_count(a, "peer-discovered") == 1 && str_member(m, 1, "peerId", IDR));
-    CHECK(str_member(m, 0, "targetPeerId", IDA) && has(m, "'x':1") && !has(m, "originSeq"));
+    CHECK(fake_count(a, "peer-discovered") == 1 && fake_str_member(m, 1, "peerId", IDR));
+    CHECK(fake_str_member(m, 0, "targetPeerId", IDA) && fake_has(m, "'x':1") &&
+          !fake_has(m, "originSeq"));
     CHECK(fake_count(b, NULL) == 0);
     /* a JS hub does not replay its late joiners: our peers of net-a go back on the link */
     CHECK(fake_count(l, "peer-discovered") == 1 &&
-          str_member(fake_last(l, NULL), 1, "peerId", IDA));
+          fake_str_member(fake_last(l, NULL), 1, "peerId", IDA));
     /* the same again: known, nobody told */
     fake_clear_all();
     discovered(l, IDR, "net-a", 100);
@@ -232,24 +194,25 @@ static void test_remote_peers(void)
     CHECK(fake_count(c, "peer-discovered") == 2);
     int seen = 0;
     for (int i = 0; i < 2; i++)
-        seen += str_member(fake_nth(c, "peer-discovered", i), 1, "peerId", IDR);
+        seen += fake_str_member(fake_nth(c, "peer-discovered", i), 1, "peerId", IDR);
     CHECK(seen == 1);
     /* hub-info: a peerpigeon-c hub replays itself, no replay from us any more */
-    sendq(l, "{'type':'hub-info','data':{'server':'peerpigeon-c','cachesPeers':true}}");
+    fake_sendq(l, "{'type':'hub-info','data':{'server':'peerpigeon-c','cachesPeers':true}}");
     fake_clear_all();
     discovered(l, IDS, "net-a", 100);
     CHECK(fake_count(a, "peer-discovered") == 1 && fake_count(l, NULL) == 0);
     /* isHub entries, our own id and a bad id are not kept */
-    sendq(l, "{'type':'peer-discovered','data':{'peerId':'%s','isHub':true},'networkName':'net-a'}",
-          IDT);
+    fake_sendq(
+        l, "{'type':'peer-discovered','data':{'peerId':'%s','isHub':true},'networkName':'net-a'}",
+        IDT);
     discovered(l, HUBID, "net-a", 0);
     discovered(l, "zz00000000000000000000000000000000000000", "net-a", 0);
     CHECK(peer_remote_find(IDT) == NULL && peer_remote_find(HUBID) == NULL);
     /* a remote peer moving to another network */
     fake_clear_all();
     discovered(l, IDS, "net-b", 200);
-    CHECK(str_member(fake_last(a, "peer-disconnected"), 1, "reason", "network changed"));
-    CHECK(str_member(fake_last(b, "peer-discovered"), 1, "peerId", IDS));
+    CHECK(fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "network changed"));
+    CHECK(fake_str_member(fake_last(b, "peer-discovered"), 1, "peerId", IDS));
     done();
 }
 
@@ -261,25 +224,27 @@ static void test_relay(void)
     discovered(l, IDR, "net-a", 100);
     fake_clear_all();
     /* a local client's signal to a remote peer: on its link, hubHops 1, fromPeerId kept */
-    sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':{'sdp':1}}", IDR);
+    fake_sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':{'sdp':1}}",
+               IDR);
     const char *m = fake_last(l, "offer");
     CHECK(fake_count(l, "offer") == 1 && num_member(m, "hubHops") == 1);
-    CHECK(str_member(m, 0, "fromPeerId", IDA) && str_member(m, 0, "targetPeerId", IDR));
-    CHECK(has(m, "'data':{'sdp':1}") && str_member(m, 0, "networkName", "net-a"));
+    CHECK(fake_str_member(m, 0, "fromPeerId", IDA) && fake_str_member(m, 0, "targetPeerId", IDR));
+    CHECK(fake_has(m, "'data':{'sdp':1}") && fake_str_member(m, 0, "networkName", "net-a"));
     CHECK(fake_count(h, NULL) == 0); /* only where the target was learnt */
     /* its echo from another hub is dropped (dedup) */
-    sendq(h,
-          "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
-          "'data':{'sdp':1},'hubHops':1}",
-          IDR, IDA);
+    fake_sendq(h,
+               "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
+               "'data':{'sdp':1},'hubHops':1}",
+               IDR, IDA);
     CHECK(fake_count(l, "offer") == 1);
     /* a signal from a hub to a local client: delivered with the original fromPeerId */
-    sendq(l,
-          "{'type':'answer','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
-          "'data':2,'hubHops':1}",
-          IDA, IDR);
-    CHECK(fake_count(a, "answer") == 1 && str_member(fake_last(a, "answer"), 0, "fromPeerId", IDR));
-    CHECK(!has(fake_last(a, "answer"), "hubHops"));
+    fake_sendq(l,
+               "{'type':'answer','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
+               "'data':2,'hubHops':1}",
+               IDA, IDR);
+    CHECK(fake_count(a, "answer") == 1 &&
+          fake_str_member(fake_last(a, "answer"), 0, "fromPeerId", IDR));
+    CHECK(!fake_has(fake_last(a, "answer"), "hubHops"));
     /* for a target nobody here knows: on to the other hubs only from the first hub (one copy
      * per hub, not one per path), one hop more */
     static const struct {
@@ -295,15 +260,16 @@ static void test_relay(void)
         char hops[64] = "";
         if (rows[i].hops) snprintf(hops, sizeof hops, ",'hubHops':%s", rows[i].hops);
         fake_clear_all();
-        sendq(l,
-              "{'type':'ice-candidate','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
-              "'data':%zu%s}",
-              IDT, IDR, i, hops);
+        fake_sendq(
+            l,
+            "{'type':'ice-candidate','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
+            "'data':%zu%s}",
+            IDT, IDR, i, hops);
         m = fake_last(h, "ice-candidate");
         CHECKF(fake_count(h, NULL) == (rows[i].relayed ? 1 : 0), "hops %s", rows[i].hops);
         if (rows[i].relayed)
             CHECKF(num_member(m, "hubHops") == rows[i].relayed &&
-                       str_member(m, 0, "fromPeerId", IDR),
+                       fake_str_member(m, 0, "fromPeerId", IDR),
                    "hops %s: %s", rows[i].hops, m);
         CHECK(fake_count(l, NULL) == 0 && fake_count(a, NULL) == 0); /* never back */
     }
@@ -311,30 +277,33 @@ static void test_relay(void)
     fake_clear_all();
     static const char sig[] = "{'type':'offer','targetPeerId':'" IDT "','fromPeerId':'" IDR
                               "','networkName':'net-a','data':'same'}";
-    fake_deliver(l, q(sig));
-    fake_deliver(l, q(sig));
+    fake_deliver(l, fake_q(sig));
+    fake_deliver(l, fake_q(sig));
     CHECK(fake_count(h, "offer") == 1);
     fake_advance(4999);
-    fake_deliver(l, q(sig));
+    fake_deliver(l, fake_q(sig));
     CHECK(fake_count(h, "offer") == 1);
     fake_advance(5000);
-    fake_deliver(l, q(sig));
+    fake_deliver(l, fake_q(sig));
     CHECK(fake_count(h, "offer") == 2);
     /* other data, type or sender is another signal */
-    sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','data':'other'}", IDT, IDR);
-    sendq(l, "{'type':'answer','targetPeerId':'%s','fromPeerId':'%s','data':'same'}", IDT, IDR);
-    sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','data':'same'}", IDT, IDS);
+    fake_sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','data':'other'}", IDT,
+               IDR);
+    fake_sendq(l, "{'type':'answer','targetPeerId':'%s','fromPeerId':'%s','data':'same'}", IDT,
+               IDR);
+    fake_sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','data':'same'}", IDT, IDS);
     /* ...but a sender this link never told us of is not relayed for it (scoped rights) */
     CHECK(fake_count(h, NULL) == 4);
     /* a hub's signal without a valid fromPeerId, or to this hub itself, goes nowhere */
     fake_clear_all();
-    sendq(l, "{'type':'offer','targetPeerId':'%s','data':'x1'}", IDA);
-    sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'nope','data':'x2'}", IDA);
-    sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','data':'x3'}", HUBID, IDR);
+    fake_sendq(l, "{'type':'offer','targetPeerId':'%s','data':'x1'}", IDA);
+    fake_sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'nope','data':'x2'}", IDA);
+    fake_sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','data':'x3'}", HUBID, IDR);
     CHECK(fake_count(a, NULL) == 0 && fake_count(h, NULL) == 0 && fake_count(l, NULL) == 0);
     /* a target that is local but in another network is not relayed either */
-    sendq(l, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','networkName':'x','data':4}",
-          IDA, IDR);
+    fake_sendq(l,
+               "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','networkName':'x','data':4}",
+               IDA, IDR);
     CHECK(fake_count(a, NULL) == 0 && fake_count(h, NULL) == 0);
     done();
 }
@@ -347,13 +316,13 @@ static void test_withdrawals(void)
     fake_clear_all();
     discovered(l, IDR, "net-a", 100);
     CHECK(fake_count(h, "peer-discovered") == 1); /* flooded on, not back to the link */
-    CHECK(str_member(fake_last(h, "peer-discovered"), 1, "peerId", IDR));
+    CHECK(fake_str_member(fake_last(h, "peer-discovered"), 1, "peerId", IDR));
     CHECK(num_member(fake_last(h, "peer-discovered"), "originSeq") == 100);
     fake_clear_all();
     disconnected(l, IDR, "left", 100);
     const char *m = fake_last(a, "peer-disconnected");
-    CHECK(fake_count(a, "peer-disconnected") == 1 && str_member(m, 1, "peerId", IDR));
-    CHECK(str_member(m, 1, "reason", "left") && str_member(m, 0, "targetPeerId", IDA));
+    CHECK(fake_count(a, "peer-disconnected") == 1 && fake_str_member(m, 1, "peerId", IDR));
+    CHECK(fake_str_member(m, 1, "reason", "left") && fake_str_member(m, 0, "targetPeerId", IDA));
     CHECK(peer_remote_find(IDR) == NULL);
     m = fake_last(h, "peer-disconnected");
     CHECK(fake_count(h, "peer-disconnected") == 1 && num_member(m, "originSeq") == 100);
@@ -374,14 +343,14 @@ static void test_withdrawals(void)
     memset(longr, 'r', 80);
     longr[80] = 0;
     disconnected(l, IDR, longr, 0);
-    CHECK(str_member(fake_last(a, "peer-disconnected"), 1, "reason", "disconnected"));
+    CHECK(fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "disconnected"));
     discovered(l, IDR, "net-a", 0); /* no originSeq cannot pass the tombstone just left */
     CHECK(peer_remote_find(IDR) == NULL);
     discovered(l, IDR, "net-a", 102);
     CHECK(peer_remote_find(IDR) != NULL);
     fake_clear_all();
-    sendq(l, "{'type':'peer-disconnected','data':{'peerId':'%s'}}", IDR);
-    CHECK(str_member(fake_last(a, "peer-disconnected"), 1, "reason", "disconnected"));
+    fake_sendq(l, "{'type':'peer-disconnected','data':{'peerId':'%s'}}", IDR);
+    CHECK(fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "disconnected"));
     /* the inbound hub's peers go with it */
     fake_clear_all();
     discovered(h, IDS, "net-a", 300);
@@ -390,7 +359,7 @@ static void test_withdrawals(void)
     fake_drop(h, "disconnected");
     fake_reap();
     CHECK(peer_remote_find(IDS) == NULL);
-    CHECK(str_member(fake_last(a, "peer-disconnected"), 1, "reason", "hub disconnected"));
+    CHECK(fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "hub disconnected"));
     CHECK(fake_count(l, "peer-disconnected") == 1);
     done();
 }
@@ -410,7 +379,7 @@ static void test_link_loss(void)
     CHECK(peer_remote_find(IDR) == NULL && peer_remote_find(IDS) == NULL);
     CHECK(hub_links_connected() == 0);
     CHECK(fake_count(a, "peer-disconnected") == 1);
-    CHECK(str_member(fake_last(a, "peer-disconnected"), 1, "reason", "hub disconnected"));
+    CHECK(fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "hub disconnected"));
     CHECK(fake_count(h, "peer-disconnected") == 2); /* the other hubs are told */
     /* redialled after the backoff */
     l = link_up();
@@ -429,7 +398,7 @@ static void test_moved_and_hidden(void)
     struct conn *r = fake_client(IDR);
     CHECK(fake_state(r) == FAKE_OPEN && peer_find(IDR) == conn_owner(r));
     CHECK(peer_remote_find(IDR) != NULL && fake_count(a, NULL) == 0);
-    sendq(r, "{'type':'announce','networkName':'net-a'}");
+    fake_sendq(r, "{'type':'announce','networkName':'net-a'}");
     CHECK(peer_remote_find(IDR) == NULL && fake_count(a, "peer-discovered") == 1);
     CHECK(fake_count(a, "peer-disconnected") == 0);
     disconnected(l, IDR, "left", 100); /* its old hub's withdrawal does not touch it */
@@ -440,8 +409,8 @@ static void test_moved_and_hidden(void)
     CHECK(fake_count(c2, "peer-discovered") == 1);
     fake_clear_all();
     struct conn *s2 = fake_client(IDS);
-    sendq(s2, "{'type':'announce','networkName':'net-a'}");
-    CHECK(str_member(fake_last(c2, "peer-disconnected"), 1, "peerId", IDS));
+    fake_sendq(s2, "{'type':'announce','networkName':'net-a'}");
+    CHECK(fake_str_member(fake_last(c2, "peer-disconnected"), 1, "peerId", IDS));
     CHECK(fake_count(a, "peer-discovered") == 1 && peer_remote_find(IDS) == NULL);
     conn_close(s2, 1000, "");
     conn_close(c2, 1000, "");
@@ -459,10 +428,10 @@ static void test_moved_and_hidden(void)
     /* ...and revealed when it goes: its old network hears it left, its new one that it is there */
     fake_clear_all();
     conn_close(b, 1001, "going away");
-    CHECK(str_member(fake_last(a, "peer-disconnected"), 1, "reason", "going away"));
+    CHECK(fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "going away"));
     CHECK(fake_count(a, "peer-discovered") == 0);
     CHECK(fake_count(c, "peer-discovered") == 1 &&
-          str_member(fake_last(c, NULL), 1, "peerId", IDB));
+          fake_str_member(fake_last(c, NULL), 1, "peerId", IDB));
     CHECK(peer_remote_find(IDB) != NULL && peer_via(peer_remote_find(IDB)) == l);
     /* hidden in the same network: it never left it, so the network is told nothing */
     struct conn *d = join(IDS, "net-a");
@@ -490,36 +459,37 @@ static void test_inbound_hub(void)
     discovered(l, IDR, "net-c", 100);
     fake_clear_all();
     struct conn *h = fake_client(IDH);
-    sendq(h,
-          "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true,'port':3001}}");
+    fake_sendq(
+        h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true,'port':3001}}");
     CHECK(peer_has_hub_rights(conn_owner(h)) && peer_hub_count() == 1);
     /* hub-info, then every client peer: local and learnt from other hubs */
-    CHECK(fake_count(h, "hub-info") == 1 && has(fake_last(h, "hub-info"), "'cachesPeers':true"));
+    CHECK(fake_count(h, "hub-info") == 1 &&
+          fake_has(fake_last(h, "hub-info"), "'cachesPeers':true"));
     CHECK(fake_count(h, "peer-discovered") == 3);
     int seen = 0;
     for (int i = 0; i < 3; i++) {
         const char *m = fake_nth(h, "peer-discovered", i);
-        seen += str_member(m, 1, "peerId", IDA) + 2 * str_member(m, 1, "peerId", IDB) +
-                4 * str_member(m, 1, "peerId", IDR);
-        CHECK(num_member(m, "originSeq") > 0 && !has(m, "targetPeerId"));
+        seen += fake_str_member(m, 1, "peerId", IDA) + 2 * fake_str_member(m, 1, "peerId", IDB) +
+                4 * fake_str_member(m, 1, "peerId", IDR);
+        CHECK(num_member(m, "originSeq") > 0 && !fake_has(m, "targetPeerId"));
     }
     CHECK(seen == 7);
     /* the link is not told of the hub; clients are not told of it either */
     CHECK(fake_count(l, "peer-discovered") == 0 && fake_count(a, "peer-discovered") == 0);
     /* announcing again does not sync again */
     fake_clear(h);
-    sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
+    fake_sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
     CHECK(fake_count(h, "hub-info") == 0 && fake_count(h, "peer-discovered") == 0);
     /* a client claiming a hub's messages without hub rights gets them refused as a client */
     fake_clear(b);
     discovered(b, IDS, "net-b", 0);
     CHECK(peer_remote_find(IDS) == NULL && fake_count(b, NULL) == 0);
-    sendq(b, "{'type':'hub-info'}");
+    fake_sendq(b, "{'type':'hub-info'}");
     CHECK(fake_count(b, "error") == 1);
     fake_clear(a);
-    sendq(b, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a'}", IDA,
-          IDR);
-    CHECK(fake_count(a, "offer") == 1 && str_member(fake_last(a, NULL), 0, "fromPeerId", IDB));
+    fake_sendq(b, "{'type':'offer','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a'}",
+               IDA, IDR);
+    CHECK(fake_count(a, "offer") == 1 && fake_str_member(fake_last(a, NULL), 0, "fromPeerId", IDB));
     done();
 }
 

@@ -22,48 +22,6 @@
 #define IDD "dddddddddddddddddddddddddddddddddddddddd"
 #define IDE "0123456789ABCDEF0123456789abcdef01234567"
 
-/* JSON written with ' for " (test text only: none of it needs a real ') */
-static const char *q(const char *s)
-{
-    static char buf[8][4096];
-    static int k;
-    char *o = buf[k++ % 8];
-    size_t i = 0;
-    for (; s[i] && i < sizeof buf[0] - 1; i++)
-        o[i] = s[i] == '\'' ? '"' : s[i];
-    o[i] = 0;
-    return o;
-}
-
-static void sendq(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sendq(struct conn *c, const char *fmt, ...)
-{
-    char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    fake_deliver(c, q(buf));
-}
-
-/* 1 if s is not NULL and holds needle (written with ' for ") */
-static int has(const char *s, const char *needle)
-{
-    return s && strstr(s, q(needle));
-}
-
-/* The value of string member key of message s (top level, or in data when in_data). */
-static int str_member(const char *s, int in_data, const char *key, const char *want)
-{
-    struct json_val root, d, v;
-    if (!s || json_value(s, strlen(s), &root)) return 0;
-    if (in_data) {
-        if (!json_get(&root, "data", &d)) return 0;
-        root = d;
-    }
-    return json_get(&root, key, &v) && json_str_eq(&v, want, strlen(want));
-}
-
 /* 1 if s is not NULL and holds needle as it is */
 static int contains(const char *s, const char *needle)
 {
@@ -85,7 +43,7 @@ static const char *net_of(struct conn *c)
 static struct conn *join(const char *id, const char *net)
 {
     struct conn *c = fake_client(id);
-    if (net) sendq(c, "{'type':'announce','networkName':'%s'}", net);
+    if (net) fake_sendq(c, "{'type':'announce','networkName':'%s'}", net);
     return c;
 }
 
@@ -106,45 +64,48 @@ static void test_discovery(void)
 {
     struct conn *a = join(IDA, "net-a");
     CHECK(fake_state(a) == FAKE_OPEN);
-    CHECK(fake_count(a, "connected") == 1 && has(fake_last(a, "connected"), "'peerId':'" IDA "'"));
+    CHECK(fake_count(a, "connected") == 1 &&
+          fake_has(fake_last(a, "connected"), "'peerId':'" IDA "'"));
     CHECK(fake_count(a, "peer-discovered") == 0); /* alone */
     struct conn *b = fake_client(IDB);
-    sendq(b,
-          "{'type':'announce','networkName':'net-a','data':{'peerId':'%s','isHub':false,"
-          "'k':'v','n':[1,{'x':null}]}}",
-          IDC);
+    fake_sendq(b,
+               "{'type':'announce','networkName':'net-a','data':{'peerId':'%s','isHub':false,"
+               "'k':'v','n':[1,{'x':null}]}}",
+               IDC);
     /* both ways, each addressed to its reader */
     CHECK(fake_count(a, "peer-discovered") == 1);
     const char *m = fake_last(a, "peer-discovered");
-    CHECK(str_member(m, 1, "peerId", IDB)); /* the connection's id, not the one in data */
-    CHECK(str_member(m, 0, "targetPeerId", IDA));
-    CHECK(str_member(m, 0, "networkName", "net-a"));
-    CHECK(str_member(m, 0, "fromPeerId", "system"));
-    CHECK(has(m, "'isHub':false") && has(m, "'k':'v'") && has(m, "'n':[1,{'x':null}]"));
-    CHECK(!has(m, IDC) && !has(m, "originSeq"));
+    CHECK(fake_str_member(m, 1, "peerId", IDB)); /* the connection's id, not the one in data */
+    CHECK(fake_str_member(m, 0, "targetPeerId", IDA));
+    CHECK(fake_str_member(m, 0, "networkName", "net-a"));
+    CHECK(fake_str_member(m, 0, "fromPeerId", "system"));
+    CHECK(fake_has(m, "'isHub':false") && fake_has(m, "'k':'v'") &&
+          fake_has(m, "'n':[1,{'x':null}]"));
+    CHECK(!fake_has(m, IDC) && !fake_has(m, "originSeq"));
     CHECK(fake_count(b, "peer-discovered") == 1);
     m = fake_last(b, "peer-discovered");
-    CHECK(str_member(m, 1, "peerId", IDA) && str_member(m, 0, "targetPeerId", IDB));
+    CHECK(fake_str_member(m, 1, "peerId", IDA) && fake_str_member(m, 0, "targetPeerId", IDB));
     /* another network: nobody hears of it, and it hears of nobody */
     struct conn *c = join(IDC, "net-b");
     CHECK(fake_count(c, "peer-discovered") == 0);
     CHECK(fake_count(a, "peer-discovered") == 1 && fake_count(b, "peer-discovered") == 1);
     /* no networkName: global */
     struct conn *d = join(IDD, NULL);
-    sendq(d, "{'type':'announce'}");
+    fake_sendq(d, "{'type':'announce'}");
     CHECK(!strcmp(net_of(d), "global"));
     CHECK(fake_count(d, "peer-discovered") == 0);
     CHECK(peer_count() == 4 && peer_network_count() == 3);
     /* a re-announce in the same network repeats the exchange */
     fake_clear_all();
-    sendq(b, "{'type':'announce','networkName':'net-a'}");
+    fake_sendq(b, "{'type':'announce','networkName':'net-a'}");
     CHECK(fake_count(a, "peer-discovered") == 1 && fake_count(b, "peer-discovered") == 1);
-    CHECK(!has(fake_last(a, "peer-discovered"), "'k':'v'")); /* the new data replaces the old */
+    CHECK(
+        !fake_has(fake_last(a, "peer-discovered"), "'k':'v'")); /* the new data replaces the old */
     /* a networkName of 256 bytes is fine, 257, "" and non-strings are refused */
     char name[300];
     memset(name, 'n', 257);
     name[256] = 0;
-    sendq(c, "{'type':'announce','networkName':'%s'}", name);
+    fake_sendq(c, "{'type':'announce','networkName':'%s'}", name);
     CHECK(fake_count(c, "error") == 0 && strlen(net_of(c)) == 256);
     name[256] = 'n';
     name[257] = 0;
@@ -153,8 +114,8 @@ static void test_discovery(void)
         char fmt[64];
         fake_clear(c);
         snprintf(fmt, sizeof fmt, "{'type':'announce','networkName':%s}", bad[i]);
-        sendq(c, fmt, name);
-        CHECKF(has(fake_last(c, "error"), "announce: networkName must be"), "row %zu", i);
+        fake_sendq(c, fmt, name);
+        CHECKF(fake_has(fake_last(c, "error"), "announce: networkName must be"), "row %zu", i);
         CHECK(strlen(net_of(c)) == 256); /* unchanged */
     }
     /* announce data of MAX_ANNOUNCE_DATA bytes is kept, one more is refused */
@@ -168,7 +129,8 @@ static void test_discovery(void)
                          (int)nx, 0);
         fake_clear(c);
         fake_deliver_n(c, big, (size_t)n);
-        CHECKF(has(fake_last(c, "error"), "announce: data too large") == over, "over %d", over);
+        CHECKF(fake_has(fake_last(c, "error"), "announce: data too large") == over, "over %d",
+               over);
         free(big);
     }
     done();
@@ -178,15 +140,17 @@ static void test_network_change(void)
 {
     struct conn *a = join(IDA, "net-a"), *b = join(IDB, "net-a"), *c = join(IDC, "net-b");
     fake_clear_all();
-    sendq(b, "{'type':'announce','networkName':'net-b'}");
+    fake_sendq(b, "{'type':'announce','networkName':'net-b'}");
     CHECK(fake_count(a, "peer-disconnected") == 1);
     const char *m = fake_last(a, "peer-disconnected");
-    CHECK(str_member(m, 1, "peerId", IDB) && str_member(m, 1, "reason", "network changed"));
-    CHECK(str_member(m, 0, "networkName", "net-a") && str_member(m, 0, "targetPeerId", IDA));
+    CHECK(fake_str_member(m, 1, "peerId", IDB) &&
+          fake_str_member(m, 1, "reason", "network changed"));
+    CHECK(fake_str_member(m, 0, "networkName", "net-a") &&
+          fake_str_member(m, 0, "targetPeerId", IDA));
     CHECK(fake_count(c, "peer-discovered") == 1 &&
-          str_member(fake_last(c, NULL), 1, "peerId", IDB));
+          fake_str_member(fake_last(c, NULL), 1, "peerId", IDB));
     CHECK(fake_count(b, "peer-discovered") == 1 &&
-          str_member(fake_last(b, NULL), 1, "peerId", IDC));
+          fake_str_member(fake_last(b, NULL), 1, "peerId", IDC));
     CHECK(fake_count(b, "peer-disconnected") == 0 && fake_count(c, "peer-disconnected") == 0);
     CHECK(!strcmp(net_of(b), "net-b"));
     /* a closes later: b is no longer in its network and hears nothing */
@@ -202,23 +166,23 @@ static void test_goodbye(void)
     struct conn *a = join(IDA, "net-a"), *b = join(IDB, "net-a"), *c = join(IDC, "net-a");
     struct conn *x = join(IDD, "net-b");
     fake_clear_all();
-    sendq(b, "{'type':'goodbye'}"); /* the real client sends no networkName */
+    fake_sendq(b, "{'type':'goodbye'}"); /* the real client sends no networkName */
     for (int i = 0; i < 2; i++) {
         struct conn *o = i ? c : a;
         CHECK(fake_count(o, "goodbye") == 1);
-        CHECK(str_member(fake_last(o, "goodbye"), 0, "fromPeerId", IDB));
-        CHECK(str_member(fake_last(o, "goodbye"), 0, "networkName", "net-a"));
+        CHECK(fake_str_member(fake_last(o, "goodbye"), 0, "fromPeerId", IDB));
+        CHECK(fake_str_member(fake_last(o, "goodbye"), 0, "networkName", "net-a"));
         /* then it leaves, as for a disconnect */
         CHECK(fake_count(o, "peer-disconnected") == 1);
-        CHECK(str_member(fake_last(o, "peer-disconnected"), 1, "reason", "goodbye"));
-        CHECK(str_member(fake_nth(o, NULL, 0), 0, "type", "goodbye")); /* goodbye first */
+        CHECK(fake_str_member(fake_last(o, "peer-disconnected"), 1, "reason", "goodbye"));
+        CHECK(fake_str_member(fake_nth(o, NULL, 0), 0, "type", "goodbye")); /* goodbye first */
     }
     CHECK(fake_count(b, NULL) == 0 && fake_count(x, NULL) == 0);
     CHECK(fake_state(b) == FAKE_OPEN && peer_find(IDB) == conn_owner(b));
     CHECK(!strcmp(net_of(b), "global"));
     /* a second goodbye (not in a network) and its close later tell nobody */
     fake_clear_all();
-    sendq(b, "{'type':'goodbye'}");
+    fake_sendq(b, "{'type':'goodbye'}");
     conn_close(b, 1000, "later");
     fake_reap();
     CHECK(fake_count(a, NULL) == 0 && fake_count(c, NULL) == 0);
@@ -235,8 +199,8 @@ static void test_leaving(void)
     conn_close(b, 1000, "see you");
     CHECK(streq(fake_told(b), "see you"));
     CHECK(fake_count(a, "peer-disconnected") == 1 &&
-          str_member(fake_last(a, NULL), 1, "reason", "see you"));
-    CHECK(str_member(fake_last(a, NULL), 1, "peerId", IDB));
+          fake_str_member(fake_last(a, NULL), 1, "reason", "see you"));
+    CHECK(fake_str_member(fake_last(a, NULL), 1, "peerId", IDB));
     CHECK(peer_find(IDB) == NULL && peer_count() == 4);
     /* EOF: told only at the end of the batch */
     fake_clear_all();
@@ -244,27 +208,27 @@ static void test_leaving(void)
     CHECK(fake_count(a, NULL) == 0 && peer_find(IDC) != NULL);
     fake_reap();
     CHECK(fake_count(a, "peer-disconnected") == 1 &&
-          str_member(fake_last(a, NULL), 1, "reason", "disconnected"));
+          fake_str_member(fake_last(a, NULL), 1, "reason", "disconnected"));
     CHECK(peer_find(IDC) == NULL);
     /* a slow reader: cut off by the message that overflows it, its network told at the reap */
     fake_clear_all();
     fake_set_slow(d);
-    sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':1}", IDD);
+    fake_sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':1}", IDD);
     CHECK(fake_state(d) == FAKE_DEAD && fake_count(d, NULL) == 0);
     fake_reap();
     CHECK(fake_count(a, "peer-disconnected") == 1 &&
-          str_member(fake_last(a, NULL), 1, "reason", "slow reader"));
+          fake_str_member(fake_last(a, NULL), 1, "reason", "slow reader"));
     CHECK(fake_count(e, "peer-disconnected") == 1);
     /* silent for two ping intervals: closed 1001, "timeout" */
     fake_clear_all();
     fake_advance(PING_MS + 1);
-    sendq(a, "{'type':'ping'}");
+    fake_sendq(a, "{'type':'ping'}");
     fake_advance(PING_MS);
     fake_expire();
     CHECK(fake_state(e) == FAKE_CLOSING && fake_close_code(e) == WS_CLOSE_GOING_AWAY);
     CHECK(fake_state(a) == FAKE_OPEN);
     CHECK(fake_count(a, "peer-disconnected") == 1 &&
-          str_member(fake_last(a, "peer-disconnected"), 1, "reason", "timeout"));
+          fake_str_member(fake_last(a, "peer-disconnected"), 1, "reason", "timeout"));
     fake_reap();
     CHECK(peer_count() == 1 && peer_network_count() == 1);
     done();
@@ -283,7 +247,7 @@ static void test_duplicates(void)
     CHECK(fake_count(b, NULL) == 0);
     fake_reap();
     /* a message resets the clock: still refused a whole interval after it */
-    sendq(a, "{'type':'ping'}");
+    fake_sendq(a, "{'type':'ping'}");
     fake_advance(PING_MS - 1);
     a2 = fake_client(IDA);
     CHECK(fake_state(a2) == FAKE_CLOSING);
@@ -295,12 +259,12 @@ static void test_duplicates(void)
     CHECK(fake_state(a) == FAKE_CLOSING && fake_close_code(a) == WS_CLOSE_GOING_AWAY);
     CHECK(streq(fake_close_reason(a), "Replaced by a new connection"));
     CHECK(fake_count(b, "peer-disconnected") == 1);
-    CHECK(str_member(fake_last(b, NULL), 1, "reason", "Replaced by a new connection"));
+    CHECK(fake_str_member(fake_last(b, NULL), 1, "reason", "Replaced by a new connection"));
     fake_reap(); /* the old close touches only itself */
     CHECK(peer_find(IDA) == conn_owner(a2) && fake_state(a2) == FAKE_OPEN);
     CHECK(fake_count(b, "peer-disconnected") == 1 && peer_count() == 2);
     fake_clear_all();
-    sendq(a2, "{'type':'announce','networkName':'net-a'}");
+    fake_sendq(a2, "{'type':'announce','networkName':'net-a'}");
     CHECK(fake_count(b, "peer-discovered") == 1);
     /* a peer dropped in this batch still blocks its id until it is reaped */
     fake_drop(b, "connection reset");
@@ -357,16 +321,17 @@ static void test_signals(void)
     fake_clear_all();
     static const char *const types[] = {"offer", "answer", "ice-candidate"};
     for (int i = 0; i < 3; i++) {
-        sendq(a,
-              "{'type':'%s','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
-              "'data':{'sdp':'v=0\\r\\n','n':[1,2]},'hubHops':3}",
-              types[i], IDB, IDC);
+        fake_sendq(a,
+                   "{'type':'%s','targetPeerId':'%s','fromPeerId':'%s','networkName':'net-a',"
+                   "'data':{'sdp':'v=0\\r\\n','n':[1,2]},'hubHops':3}",
+                   types[i], IDB, IDC);
         const char *m = fake_last(b, types[i]);
         CHECKF(fake_count(b, types[i]) == 1, "%s", types[i]);
-        CHECK(str_member(m, 0, "fromPeerId", IDA)); /* set by the server, never the client's */
-        CHECK(str_member(m, 0, "targetPeerId", IDB) && str_member(m, 0, "networkName", "net-a"));
-        CHECK(has(m, "'data':{'sdp':'v=0\\r\\n','n':[1,2]}")); /* verbatim */
-        CHECK(!has(m, "hubHops") && has(m, "'timestamp':"));
+        CHECK(fake_str_member(m, 0, "fromPeerId", IDA)); /* set by the server, never the client's */
+        CHECK(fake_str_member(m, 0, "targetPeerId", IDB) &&
+              fake_str_member(m, 0, "networkName", "net-a"));
+        CHECK(fake_has(m, "'data':{'sdp':'v=0\\r\\n','n':[1,2]}")); /* verbatim */
+        CHECK(!fake_has(m, "hubHops") && fake_has(m, "'timestamp':"));
         CHECK(fake_count(a, NULL) == 0);
     }
     /* errors, with the connection kept */
@@ -385,32 +350,33 @@ static void test_signals(void)
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         fake_clear_all();
-        sendq(a, "{'type':'offer'%s,'data':1}", rows[i].rest);
-        CHECKF(fake_count(a, "error") == 1 && has(fake_last(a, "error"), rows[i].error), "row %zu",
-               i);
+        fake_sendq(a, "{'type':'offer'%s,'data':1}", rows[i].rest);
+        CHECKF(fake_count(a, "error") == 1 && fake_has(fake_last(a, "error"), rows[i].error),
+               "row %zu", i);
         CHECK(fake_count(b, NULL) == 0 && fake_state(a) == FAKE_OPEN);
     }
     /* another network: dropped, no error; an unknown target: dropped silently */
     fake_clear_all();
-    sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':1}", IDC);
-    sendq(b, "{'type':'offer','targetPeerId':'%s','data':1}", IDA); /* global, a is net-a */
-    sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':1}",
-          "9999999999999999999999999999999999999999");
+    fake_sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':1}", IDC);
+    fake_sendq(b, "{'type':'offer','targetPeerId':'%s','data':1}", IDA); /* global, a is net-a */
+    fake_sendq(a, "{'type':'offer','targetPeerId':'%s','networkName':'net-a','data':1}",
+               "9999999999999999999999999999999999999999");
     for (int i = 0; i < fake_nconns(); i++)
         CHECK(fake_count(fake_conn_at(i), NULL) == 0);
     /* peers that never announced are in global; no data key stays absent */
-    sendq(g1, "{'type':'answer','targetPeerId':'%s'}", IDE);
-    CHECK(fake_count(g2, "answer") == 1 && !has(fake_last(g2, NULL), "'data'"));
-    CHECK(str_member(fake_last(g2, NULL), 0, "networkName", "global"));
+    fake_sendq(g1, "{'type':'answer','targetPeerId':'%s'}", IDE);
+    CHECK(fake_count(g2, "answer") == 1 && !fake_has(fake_last(g2, NULL), "'data'"));
+    CHECK(fake_str_member(fake_last(g2, NULL), 0, "networkName", "global"));
     /* per-sender order is kept */
     fake_clear_all();
     for (int i = 0; i < 5; i++)
-        sendq(a, "{'type':'ice-candidate','targetPeerId':'%s','networkName':'net-a','data':%d}",
-              IDB, i);
+        fake_sendq(a,
+                   "{'type':'ice-candidate','targetPeerId':'%s','networkName':'net-a','data':%d}",
+                   IDB, i);
     for (int i = 0; i < 5; i++) {
         char want[32];
         snprintf(want, sizeof want, "'data':%d,", i);
-        CHECK(has(fake_nth(b, "ice-candidate", i), want));
+        CHECK(fake_has(fake_nth(b, "ice-candidate", i), want));
     }
     (void)c;
     done();
@@ -422,18 +388,18 @@ static void test_misc_messages(void)
     fake_clear_all();
     fake_advance(5000);
     unsigned long long t = (unsigned long long)conn_wall_ms();
-    sendq(a, "{'type':'ping','data':{'x':1}}");
+    fake_sendq(a, "{'type':'ping','data':{'x':1}}");
     CHECK(fake_count(a, "pong") == 1);
     char want[256];
     snprintf(want, sizeof want,
              "{'type':'pong','data':{'timestamp':%llu},'fromPeerId':'system','targetPeerId':'" IDA
              "','timestamp':%llu}",
              t, t);
-    CHECK(streq(fake_last(a, "pong"), q(want)));
+    CHECK(streq(fake_last(a, "pong"), fake_q(want)));
     /* cleanup: no reply; peer-discovered from a client: ignored */
     fake_clear_all();
-    sendq(a, "{'type':'cleanup'}");
-    sendq(a, "{'type':'peer-discovered','data':{'peerId':'%s'},'networkName':'net-a'}", IDC);
+    fake_sendq(a, "{'type':'cleanup'}");
+    fake_sendq(a, "{'type':'peer-discovered','data':{'peerId':'%s'},'networkName':'net-a'}", IDC);
     CHECK(fake_count(a, NULL) == 0 && fake_count(b, NULL) == 0);
     CHECK(peer_remote_find(IDC) == NULL && peer_find(IDC) == NULL);
     /* unknown types: the JS server's text */
@@ -442,7 +408,7 @@ static void test_misc_messages(void)
         "peer-disconnected"};
     for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
         fake_clear(a);
-        sendq(a, "{'type':'%s','targetPeerId':'%s'}", unknown[i], IDB);
+        fake_sendq(a, "{'type':'%s','targetPeerId':'%s'}", unknown[i], IDB);
         char text[256];
         snprintf(text, sizeof text,
                  "\"error\":\"Signaling server does not route '%s' messages. Use WebRTC data "
@@ -457,13 +423,13 @@ static void test_misc_messages(void)
     char longtype[128];
     memset(longtype, 't', 100);
     longtype[100] = 0;
-    sendq(a, "{'type':'%s'}", longtype);
+    fake_sendq(a, "{'type':'%s'}", longtype);
     CHECK(fake_count(a, "error") == 1);
     memset(longtype, 't', MAX_TYPE_LEN);
     snprintf(longtype + MAX_TYPE_LEN, 64, "' messages");
     CHECK(contains(fake_last(a, "error"), longtype));
     fake_clear(a);
-    sendq(a, "{'type':'x\\u0041y'}");
+    fake_sendq(a, "{'type':'x\\u0041y'}");
     CHECK(contains(fake_last(a, "error"), "route 'xAy' messages"));
     /* malformed: an error, the connection stays open */
     static const struct {
@@ -483,7 +449,7 @@ static void test_misc_messages(void)
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         fake_clear(a);
-        fake_deliver(a, q(rows[i].msg));
+        fake_deliver(a, fake_q(rows[i].msg));
         CHECKF(fake_count(a, "error") == 1 && contains(fake_last(a, "error"), rows[i].error),
                "row %zu", i);
         CHECK(fake_count(a, NULL) == 1 && fake_state(a) == FAKE_OPEN);
@@ -497,7 +463,7 @@ static void test_misc_messages(void)
     strcat(deep, "}");
     fake_clear(a);
     fake_deliver(a, deep);
-    CHECK(has(fake_last(a, "error"), "not valid JSON"));
+    CHECK(fake_has(fake_last(a, "error"), "not valid JSON"));
     done();
 }
 
@@ -556,10 +522,10 @@ static void test_hubs(void)
     /* not a hub server: a claim is a flag in the data, nothing more */
     struct conn *a = join(IDA, "net-a"), *h = fake_client(IDB), *m = fake_client(IDC);
     fake_clear_all();
-    sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true,'port':3001}}");
+    fake_sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true,'port':3001}}");
     CHECK(peer_hub_count() == 0 && !peer_has_hub_rights(conn_owner(h)));
-    CHECK(fake_count(a, "peer-discovered") == 1 && has(fake_last(a, NULL), "'isHub':true"));
-    CHECK(has(fake_last(a, NULL), "'port':3001"));
+    CHECK(fake_count(a, "peer-discovered") == 1 && fake_has(fake_last(a, NULL), "'isHub':true"));
+    CHECK(fake_has(fake_last(a, NULL), "'port':3001"));
     static char buf[65536];
     struct json_writer w;
     json_writer_init(&w, buf, sizeof buf);
@@ -575,29 +541,29 @@ static void test_hubs(void)
     hooked_joined = hooked_gone = hooked_announced = 0;
     h = fake_client(IDB);
     m = fake_client(IDC);
-    sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true,'port':3001}}");
+    fake_sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true,'port':3001}}");
     CHECK(peer_hub_count() == 1 && peer_has_hub_rights(conn_owner(h)) && hooked_joined == 1);
     /* announcing into the hub namespace makes a hub too */
-    sendq(m, "{'type':'announce','networkName':'pigeonhub-mesh'}");
+    fake_sendq(m, "{'type':'announce','networkName':'pigeonhub-mesh'}");
     CHECK(peer_hub_count() == 2);
     json_writer_init(&w, buf, sizeof buf);
     peer_write_hubs(&w);
     CHECK(!w.overflow && json_validate(w.p, w.len) == 0);
     buf[w.len] = 0;
-    CHECK(has(buf, "'peerId':'" IDB "'") && has(buf, "'peerId':'" IDC "'"));
-    CHECK(!has(buf, IDA));
-    CHECK(has(buf, "'networkName':'pigeonhub-mesh'"));
+    CHECK(fake_has(buf, "'peerId':'" IDB "'") && fake_has(buf, "'peerId':'" IDC "'"));
+    CHECK(!fake_has(buf, IDA));
+    CHECK(fake_has(buf, "'networkName':'pigeonhub-mesh'"));
     /* a hub re-announcing as a client loses its rights, and gets them back */
-    sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':false}}");
+    fake_sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':false}}");
     CHECK(peer_hub_count() == 1 && !peer_has_hub_rights(conn_owner(h)) && hooked_gone == 1);
-    sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true}}");
+    fake_sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':true}}");
     CHECK(peer_hub_count() == 2);
     /* isHub must be true itself */
-    sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':'true'}}");
+    fake_sendq(h, "{'type':'announce','networkName':'net-a','data':{'isHub':'true'}}");
     CHECK(peer_hub_count() == 1);
     conn_close(m, 1000, "");
     CHECK(peer_hub_count() == 0);
-    sendq(h, "{'type':'announce','networkName':'net-b','data':{'isHub':true}}");
+    fake_sendq(h, "{'type':'announce','networkName':'net-b','data':{'isHub':true}}");
     CHECK(peer_hub_count() == 1);
     fake_drop(h, "disconnected");
     fake_reap();
@@ -607,7 +573,7 @@ static void test_hubs(void)
     fake_set_may_hub(0);
     hooked_joined = 0;
     h = fake_client(IDB);
-    sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
+    fake_sendq(h, "{'type':'announce','networkName':'pigeonhub-mesh','data':{'isHub':true}}");
     CHECK(peer_hub_count() == 0 && !peer_has_hub_rights(conn_owner(h)) && hooked_joined == 0);
     conn_close(h, 1000, "");
     fake_reap();
@@ -638,7 +604,7 @@ static void test_many(void)
         found += peer_find(ids[i]) != NULL && (i % 2 ? peer_find(ids[i]) == conn_owner(cs[i]) : 0);
     CHECK(found == N / 2);
     fake_clear_all();
-    sendq(cs[1], "{'type':'announce','networkName':'big'}");
+    fake_sendq(cs[1], "{'type':'announce','networkName':'big'}");
     int want = 0;
     for (int i = 3; i < N; i += 2)
         want += i % 3 != 0;
@@ -650,7 +616,7 @@ static void test_many(void)
 static void test_refused_announce(void)
 {
     struct conn *a = join(IDA, NULL);
-    sendq(a, "{'type':'announce','networkName':'n','data':{'k':'v'}}");
+    fake_sendq(a, "{'type':'announce','networkName':'n','data':{'k':'v'}}");
     size_t nx = MAX_ANNOUNCE_DATA + 1, cap = nx + 128;
     char *big = malloc(cap);
     int n = snprintf(big, cap,
@@ -659,10 +625,10 @@ static void test_refused_announce(void)
                      (int)nx, 0);
     fake_deliver_n(a, big, (size_t)n);
     free(big);
-    CHECK(has(fake_last(a, "error"), "announce: data too large"));
+    CHECK(fake_has(fake_last(a, "error"), "announce: data too large"));
     struct conn *b = join(IDB, "n");
-    CHECKF(has(fake_last(b, "peer-discovered"), "'k':'v'"), "refused announce changed the data: %s",
-           fake_last(b, "peer-discovered"));
+    CHECKF(fake_has(fake_last(b, "peer-discovered"), "'k':'v'"),
+           "refused announce changed the data: %s", fake_last(b, "peer-discovered"));
     done();
 }
 
