@@ -320,6 +320,7 @@ static int nticks;
 
 static void conn_gone(struct conn *c, const char *why);
 static void flush_dirty(void);
+static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n);
 
 /* Remember why c ended, the first time. */
 static void ended(struct conn *c, int cause)
@@ -510,6 +511,16 @@ int conn_is_open(const struct conn *c)
 uint64_t conn_last_heard(const struct conn *c)
 {
     return c->last_heard;
+}
+
+void conn_ping(struct conn *c)
+{
+    static const uint8_t nothing[1];
+    struct iovec iov = {(void *)nothing, 0};
+    if (c->state != S_OPEN || (c->kind != K_WS && !(c->kind == K_DIAL && c->handshake == 2)))
+        return;
+    c->last_ping = now;
+    conn_queue_frame(c, WS_OP_PING, &iov, 1);
 }
 
 int conn_error(const struct conn *c)

@@ -110,6 +110,8 @@ void conn_set_owner(struct conn *c, const struct conn_handlers *h, void *owner);
 void *conn_owner(const struct conn *c);
 int conn_is_open(const struct conn *c);
 uint64_t conn_last_heard(const struct conn *c);
+/* Ping it now (a WebSocket ping; any frame back, the pong included, counts as heard). */
+void conn_ping(struct conn *c);
 /* The errno behind the end of c (connect, read, write), or 0. */
 int conn_error(const struct conn *c);
 /* The address of the other end ("203.0.113.7:52114", "[2001:db8::1]:443") into out. */

@@ -17,6 +17,7 @@
 #define GLOBAL_LEN 6
 #define SCRATCH_EXTRA 4096 /* envelope around a forwarded `data` */
 #define REMOTE_PER_CONN 4  /* remote peers kept: 4 x MAX_CONNECTIONS */
+#define DUP_GRACE_MS 2000  /* a connection pinged for its id must answer within this */
 #define HUBS_LISTED 256    /* entries in /hubs and /hubstats (totalHubs counts them all) */
 /* bytes of one peer-discovered, to size a burst (typical extra data is small; the fixed queue
  * cap absorbs the rest) */
@@ -34,6 +35,7 @@ struct peer {
     uint8_t is_hub;     /* announced as a hub (a claim: shown as isHub, not flooded as a client) */
     uint8_t may_hub;    /* a claim gives hub rights (hub mode; HUB_SECRET presented if set) */
     uint8_t hub_rights; /* its fromPeerId and peer-discovered are honoured */
+    uint64_t probe_at;  /* mono ms of the ping sent when a newcomer claimed its id, or 0 */
     uint8_t remote;     /* learnt from a hub; conn is the link */
     struct conn *conn;
     struct network *net;
@@ -832,19 +834,31 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
 {
     struct peer *old = peer_find(id);
     if (old) {
-        /* a connection dropped in this batch (EOF, slow reader) stays registered until the loop
-         * reaps it, and conn_close would not take it out now: no second entry for its id */
-        if (!conn_is_open(old->conn) ||
-            conn_now_ms() - conn_last_heard(old->conn) < conf.ping_interval_ms) {
+        /* The id is taken. The old connection keeps it while it answers: a newcomer is
+         * refused, and unless the old one was heard just now it is pinged; a newcomer that
+         * comes back after DUP_GRACE_MS replaces it only if that ping went unanswered (a
+         * half-open socket after a network change). An idle, healthy client answers, so its id
+         * cannot be taken over by retrying. A connection dropped in this batch (EOF, slow
+         * reader) stays registered until the loop reaps it: no second entry for its id. */
+        uint64_t now = conn_now_ms(), heard = conn_last_heard(old->conn);
+        int unanswered =
+            old->probe_at && heard <= old->probe_at && now - old->probe_at >= DUP_GRACE_MS;
+        if (!conn_is_open(old->conn) || !unanswered) {
+            if (conn_is_open(old->conn) && now - heard >= DUP_GRACE_MS &&
+                (!old->probe_at || heard > old->probe_at)) {
+                conn_ping(old->conn);
+                old->probe_at = now ? now : 1;
+            }
             *reason = "Peer already connected";
             stats.refused_duplicate++;
             conn_log(LOG_INFO, "refused", "%.8s: Peer already connected", id);
             return NULL;
         }
-        /* the old one went quiet (half-open TCP): it gives way; its close touches only itself */
+        /* the old one did not answer: it gives way; its close touches only itself */
         conn_close(old->conn, WS_CLOSE_GOING_AWAY, "Replaced by a new connection");
         stats.replaced++;
-        conn_log(LOG_INFO, "peer.replaced", "%.8s: a silent connection replaced by a new one", id);
+        conn_log(LOG_INFO, "peer.replaced", "%.8s: an unanswering connection replaced by a new one",
+                 id);
     }
     struct peer *p = calloc(1, sizeof *p);
     if (!p) {

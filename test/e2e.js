@@ -1179,8 +1179,8 @@ test('leaving: ping timeout (PING_INTERVAL=300ms)', async () => {
   await P.stop();
 });
 
-test('leaving: duplicate replaces a silent old connection', async () => {
-  const P = await startServer({ PING_INTERVAL: '800ms' });
+test('leaving: duplicate replaces a silent old connection (pinged first, 2 s grace)', async () => {
+  const P = await startServer({ PING_INTERVAL: '4' });
   const id = randomId();
   let newcomer;
   const { L, B, net } = await leaving(P, 'replaced duplicate', async (n) => {
@@ -1190,7 +1190,10 @@ test('leaving: duplicate replaces a silent old connection', async () => {
     r.t0 = Date.now();
     return r;
   }, async (r) => {
-    await sleep(1100 - (Date.now() - r.t0)); // silent > PING_INTERVAL, < 2 x PING_INTERVAL
+    await sleep(2100 - (Date.now() - r.t0)); // silent for 2 s (the raw socket answers no ping)
+    const first = await wsOutcome(wsUrl(P, `?peerId=${id}`));
+    deq({ code: first.code, reason: first.reason }, { code: 1008, reason: 'Peer already connected' }, 'duplicate: the first newcomer is refused while the old one is asked (pinged)');
+    await sleep(2100); // the grace: the old one did not answer
     newcomer = C(P, id);
     await newcomer.opened;
     eq((await newcomer.next('connected')).data.peerId, id, 'duplicate: newcomer accepted after the old went silent');
@@ -1209,6 +1212,25 @@ test('leaving: duplicate replaces a silent old connection', async () => {
   const h = await json(P, '/health');
   eq([h.json.connections, h.json.peers], [4, 4], 'duplicate: counts after replacement');
   await closeAll();
+  await P.stop();
+});
+
+test('an idle client that answers pings keeps its id: retrying newcomers are refused', async () => {
+  // pinged every 2 s, it is "heard" only when it answers; a newcomer retrying every 300 ms
+  // used to get in whenever the last answer was more than an interval old
+  const P = await startServer({ PING_INTERVAL: '2' });
+  const net = uniq('idle');
+  const old = await J(P, net); // the ws client answers pings by itself, and sends nothing
+  await sync(old);
+  const outcomes = [];
+  for (let i = 0; i < 20; i++) {
+    outcomes.push(await wsOutcome(wsUrl(P, `?peerId=${old.id}`)));
+    await sleep(300);
+  }
+  const ok = outcomes.filter((o) => o.code === 1008 && o.reason === 'Peer already connected').length;
+  eq(ok, 20, 'an attacker retrying the id of an idle, healthy client for 6 s is refused every time');
+  check(old.ws.readyState === WebSocket.OPEN, 'the idle client keeps its connection');
+  await sync(old);
   await P.stop();
 });
 

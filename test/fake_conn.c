@@ -39,6 +39,7 @@ struct conn {
     const struct conn_handlers *h;
     void *owner;
     uint64_t last_heard, since;
+    int pings; /* conn_ping calls */
     uint32_t timeout_ms;
     uint16_t close_code;
     int closed_by_call;
@@ -182,6 +183,22 @@ uint64_t conn_now_ms(void)
 uint64_t conn_wall_ms(void)
 {
     return FAKE_EPOCH_MS + now;
+}
+
+void conn_ping(struct conn *c)
+{
+    if (!known(c, "conn_ping")) return;
+    c->pings++;
+}
+
+int fake_pings(const struct conn *c)
+{
+    return c->pings;
+}
+
+void fake_pong(struct conn *c)
+{
+    c->last_heard = conn_now_ms();
 }
 
 int conn_error(const struct conn *c)

@@ -120,7 +120,10 @@ int fake_violations(void);   /* broken rules so far */
  * the last line is kept; with echo on lines up to the level of conn_set_log_level go to stderr. */
 void fake_log_record(int on);
 void fake_log_echo(int on);
-const char *fake_log_last(void); /* "" if none */
+const char *fake_log_last(void);      /* "" if none */
+int fake_pings(const struct conn *c); /* conn_ping calls on c */
+void fake_pong(struct conn *c);       /* c answers: heard now */
+
 /* ---- message helpers for the unit tests ---- */
 /* JSON written with ' for " (test text only: none of it needs a real '): a rotating buffer */
 const char *fake_q(const char *s);

@@ -238,21 +238,40 @@ static void test_duplicates(void)
 {
     struct conn *a = join(IDA, "net-a"), *b = join(IDB, "net-a");
     fake_clear_all();
-    /* heard from within the ping interval: the newcomer is refused */
-    fake_advance(PING_MS - 1);
+    /* heard from just now: the newcomer is refused, the old one not even asked */
+    fake_advance(1000);
     struct conn *a2 = fake_client(IDA);
     CHECK(fake_state(a2) == FAKE_CLOSING && fake_close_code(a2) == WS_CLOSE_POLICY);
     CHECK(streq(fake_close_reason(a2), "Peer already connected"));
-    CHECK(fake_state(a) == FAKE_OPEN && peer_find(IDA) == conn_owner(a));
+    CHECK(fake_state(a) == FAKE_OPEN && peer_find(IDA) == conn_owner(a) && fake_pings(a) == 0);
     CHECK(fake_count(b, NULL) == 0);
     fake_reap();
-    /* a message resets the clock: still refused a whole interval after it */
-    fake_sendq(a, "{'type':'ping'}");
-    fake_advance(PING_MS - 1);
+    /* an idle, healthy one (it answers pings): pinged, and it keeps its id however long it
+     * has been quiet and however often the newcomer tries */
+    for (int i = 0; i < 3; i++) {
+        int pinged = fake_pings(a);
+        fake_advance(PING_MS + 1);
+        a2 = fake_client(IDA);
+        CHECK(fake_state(a2) == FAKE_CLOSING && fake_pings(a) == pinged + 1);
+        fake_reap();
+        fake_advance(500);
+        fake_pong(a); /* it answers within the grace */
+        fake_advance(2000);
+        a2 = fake_client(IDA); /* answered: refused again (and asked again) */
+        CHECK(fake_state(a2) == FAKE_CLOSING && peer_find(IDA) == conn_owner(a));
+        fake_reap();
+        fake_advance(100);
+        fake_pong(a);
+    }
+    /* one that does not answer (half-open): the newcomer back after the grace replaces it */
+    fake_advance(PING_MS);
     a2 = fake_client(IDA);
     CHECK(fake_state(a2) == FAKE_CLOSING);
     fake_reap();
-    /* silent for the whole interval: the old one is closed 1001 and replaced */
+    fake_advance(1999);
+    a2 = fake_client(IDA); /* not yet: the grace is 2 s */
+    CHECK(fake_state(a2) == FAKE_CLOSING);
+    fake_reap();
     fake_advance(1);
     a2 = fake_client(IDA);
     CHECK(fake_state(a2) == FAKE_OPEN && peer_find(IDA) == conn_owner(a2));
