@@ -290,8 +290,8 @@ check "npm clients: one on B, one on A directly: discovery and signalling across
 
 # each bad certificate: refused with the reason, retried, never linked
 sleep 3.5
-refused() { # WHAT URI REGEX
-    local what=$1 uri=$2 re=$3 l1 l2
+refused() { # WHAT URI REGEX FIRST (attemptNumber seen before any of these checks)
+    local what=$1 uri=$2 re=$3 first=$4 l1 l2
     l1=$(link_json "$B_PORT" "$uri")
     check "$what: logged with the reason ([hub.tls] ... $re)" \
         grep -qE "\[hub\.tls\] bootstrap hub $uri: TLS handshake failed: .*($re)" "$T/B.log"
@@ -299,16 +299,19 @@ refused() { # WHAT URI REGEX
         grep -qE "\[hub\.link\.retry\] bootstrap hub $uri: attempt [0-9]+ failed \(.*($re).*\); next in" "$T/B.log"
     check "$what: /hubstats tlsError has the reason, not connected ($l1)" \
         test "$(jget "$l1" "l && l.connected === false && l.scheme === 'wss' && /$re/.test(l.tlsError)")" = true
-    wait_for 40 grows "$uri" "$(jget "$l1" l.attemptNumber)"
+    # the backoff doubles (1 s .. 30 s, +-25 %): from the first snapshot, the next attempt is
+    # at most ~20 s away
+    wait_for 250 grows "$uri" "$first"
     l2=$(link_json "$B_PORT" "$uri")
-    check "$what: retried with backoff: attemptNumber grows ($(jget "$l1" l.attemptNumber) -> $(jget "$l2" l.attemptNumber)), still not connected" \
-        test "$(jget "$l2" "l.attemptNumber > $(jget "$l1" l.attemptNumber) && l.attemptNumber >= 2 && !l.connected")" = true
+    check "$what: retried with backoff: attemptNumber grows ($first -> $(jget "$l2" l.attemptNumber)), still not connected" \
+        test "$(jget "$l2" "l.attemptNumber > $first && l.attemptNumber >= 2 && !l.connected")" = true
 }
 attempts() { jget "$(link_json "$B_PORT" "$1")" 'l ? l.attemptNumber : -1'; }
 grows() { [ "$(attempts "$1")" -gt "$2" ]; }
-refused "wrong host name" "$U_WRONG" 'certificate is not for localhost'
-refused "expired certificate" "$U_EXP" 'expired'
-refused "unknown CA" "$U_UNK" 'not trusted: unknown CA'
+F_WRONG=$(attempts "$U_WRONG") F_EXP=$(attempts "$U_EXP") F_UNK=$(attempts "$U_UNK")
+refused "wrong host name" "$U_WRONG" 'certificate is not for localhost' "$F_WRONG"
+refused "expired certificate" "$U_EXP" 'expired' "$F_EXP"
+refused "unknown CA" "$U_UNK" 'not trusted: unknown CA' "$F_UNK"
 check "A saw exactly one inbound hub (the good link): $(grep -c 'hub.inbound.up' "$T/A.log") [hub.inbound.up] lines" \
     test "$(grep -c 'hub.inbound.up' "$T/A.log")" = 1
 

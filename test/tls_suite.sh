@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# test/tls_suite.sh - the TLS build (make TLS=1) against the Node suites that exercise the
-# server as a whole: e2e.js, interop.js and hub.js run with PP_BIN=build/peerpigeon-tls-asan, so
-# that linking BearSSL changes nothing else. The wss:// specifics are test/tls.sh's. Installs
-# libbearssl-dev when missing (root on Debian). Last line: "N passed, N failed".
+# test/tls_suite.sh - the TLS build (make TLS=1) against the whole Node suite: e2e, interop,
+# browser, hub, mesh and chaos run with PP_BIN=build/peerpigeon-tls-asan, so that linking BearSSL
+# changes nothing else (queue.js needs its own small-queue build; the wss:// specifics are
+# test/tls.sh's). Installs libbearssl-dev when missing (root on Debian). Last line:
+# "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 if [ ! -f /usr/include/bearssl.h ] && [ ! -f /usr/include/bearssl/bearssl.h ] &&
@@ -18,7 +19,7 @@ fi
 rm -f /tmp/tls_suite.make.$$
 export PP_BIN="$PWD/build/peerpigeon-tls-asan"
 pass=0 fail=0
-for t in e2e interop hub; do
+for t in e2e interop browser hub mesh chaos; do
     out=$(timeout 400 node "test/$t.js" 2>&1)
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
     printf '%s\n' "$out" | grep -E '^FAIL' | head -20
