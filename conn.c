@@ -235,7 +235,9 @@ static void buf_free(struct buf *b)
 static int buf_reserve(struct buf *b, size_t extra, size_t max)
 {
     if (b->off && b->off == b->len) b->off = b->len = 0;
-    if ((size_t)b->cap - b->len >= extra) return 0;
+    /* a buffer exists once reserved, even for 0 bytes (an empty first fragment): buf_put and
+     * the message-in-progress test (msg.p) need it */
+    if (b->p && (size_t)b->cap - b->len >= extra) return 0;
     size_t used = b->len - b->off;
     if (used + extra > max) return -1;
     if (b->off && (size_t)b->cap - used >= extra) {
