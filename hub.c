@@ -33,6 +33,7 @@
 #define DEDUP_WINDOW_MS 5000
 #define TOMB_SLOTS 4096 /* recent withdrawals remembered */
 #define TOMB_MS 60000
+#define TOMB_MSG_EST 320       /* bytes of one replayed withdrawal, to size the burst */
 #define HUB_HEARTBEAT_MS 1000  /* each hub of ours floods a heartbeat this often */
 #define ORIGIN_TIMEOUT_MS 4000 /* a hub unheard this long on every path: its clients are gone */
 #define MAX_ORIGINS 256        /* hubs of ours in the mesh whose clients we keep */
@@ -87,7 +88,7 @@ static struct origin origins[MAX_ORIGINS];
 static struct hub_stats stats;
 static int norigins;
 static uint64_t hb_seq, hb_since, hb_next; /* our own heartbeats */
-static uint64_t resync_due;                 /* mono ms of a second round of hub-sync, or 0 */
+static uint64_t resync_due;                /* mono ms of a second round of hub-sync, or 0 */
 static struct {
     uint64_t h;
     uint64_t at;
@@ -797,7 +798,7 @@ static void tombs_replay(struct conn *to)
     size_t n = 0;
     for (size_t i = 0; i < TOMB_SLOTS; i++)
         n += tombs[i].seq && conn_now_ms() - tombs[i].at < TOMB_MS;
-    conn_expect(to, n * 320);
+    conn_expect(to, n * TOMB_MSG_EST);
     for (size_t i = 0; i < TOMB_SLOTS; i++) {
         if (!tombs[i].seq || conn_now_ms() - tombs[i].at >= TOMB_MS) continue;
         char id[PEER_ID_LEN + 1], origin[PEER_ID_LEN + 1];

@@ -372,10 +372,34 @@ static void send_not_routed(struct peer *p, const char *type, size_t tl)
     send_error(p, text);
 }
 
+/* The tail of a message about a peer: `targetPeerId` for a client (its offset returned), or
+ * for hubs which announcement this is (originSeq, see hub.c's tombstones) and, to hubs of ours,
+ * whose client it is (originHub). */
+static size_t write_addressee(struct json_writer *w, const char *target, uint64_t seq,
+                              const char *origin_hub)
+{
+    if (target) {
+        JSON_LIT(w, ",\"targetPeerId\":\"");
+        size_t at = w->len;
+        json_write_raw(w, target, PEER_ID_LEN);
+        JSON_LIT(w, "\"");
+        return at;
+    }
+    if (seq) {
+        JSON_LIT(w, ",\"originSeq\":");
+        json_write_u64(w, seq);
+    }
+    if (origin_hub) {
+        JSON_LIT(w, ",\"originHub\":\"");
+        json_write_raw(w, origin_hub, PEER_ID_LEN);
+        JSON_LIT(w, "\"");
+    }
+    return 0;
+}
+
 size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const char *target,
                              const char *origin_hub)
 {
-    size_t at = 0;
     JSON_LIT(w, "{\"type\":\"peer-discovered\",\"data\":{\"peerId\":\"");
     json_write_raw(w, p->id, PEER_ID_LEN);
     if (p->is_hub)
@@ -387,21 +411,7 @@ size_t peer_write_discovered(struct json_writer *w, const struct peer *p, const 
     const char *net = peer_network(p);
     json_write_str(w, net, p->net ? p->net->len : strlen(net));
     JSON_LIT(w, ",\"fromPeerId\":\"system\"");
-    if (!target && p->seq) { /* to hubs: which announcement this is (see hub.c, tombstones) */
-        JSON_LIT(w, ",\"originSeq\":");
-        json_write_u64(w, p->seq);
-    }
-    if (!target && origin_hub) { /* to hubs of ours: whose client it is */
-        JSON_LIT(w, ",\"originHub\":\"");
-        json_write_raw(w, origin_hub, PEER_ID_LEN);
-        JSON_LIT(w, "\"");
-    }
-    if (target) {
-        JSON_LIT(w, ",\"targetPeerId\":\"");
-        at = w->len;
-        json_write_raw(w, target, PEER_ID_LEN);
-        JSON_LIT(w, "\"");
-    }
+    size_t at = write_addressee(w, target, p->seq, origin_hub);
     peer_write_end(w);
     return at;
 }
@@ -435,7 +445,6 @@ size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub
                                const char *reason, const char *net, size_t net_len,
                                const char *target, uint64_t seq, const char *origin_hub)
 {
-    size_t at = 0;
     JSON_LIT(w, "{\"type\":\"peer-disconnected\",\"data\":{\"peerId\":\"");
     json_write_raw(w, id, PEER_ID_LEN);
     if (is_hub)
@@ -447,22 +456,7 @@ size_t peer_write_disconnected(struct json_writer *w, const char *id, int is_hub
     JSON_LIT(w, "},\"networkName\":");
     json_write_str(w, net, net_len);
     JSON_LIT(w, ",\"fromPeerId\":\"system\"");
-    if (target) {
-        JSON_LIT(w, ",\"targetPeerId\":\"");
-        at = w->len;
-        json_write_raw(w, target, PEER_ID_LEN);
-        JSON_LIT(w, "\"");
-    } else {
-        if (seq) {
-            JSON_LIT(w, ",\"originSeq\":");
-            json_write_u64(w, seq);
-        }
-        if (origin_hub) {
-            JSON_LIT(w, ",\"originHub\":\"");
-            json_write_raw(w, origin_hub, PEER_ID_LEN);
-            JSON_LIT(w, "\"");
-        }
-    }
+    size_t at = write_addressee(w, target, seq, origin_hub);
     peer_write_end(w);
     return at;
 }
