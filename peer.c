@@ -835,11 +835,13 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
          * cannot be taken over by retrying. A connection dropped in this batch (EOF, slow
          * reader) stays registered until the loop reaps it: no second entry for its id. */
         uint64_t now = conn_now_ms(), heard = conn_last_heard(old->conn);
+        /* the clock is read once per loop turn: a pong on loopback can come back within the
+         * millisecond of the ping, so "heard at probe_at" counts as an answer */
         int unanswered =
-            old->probe_at && heard <= old->probe_at && now - old->probe_at >= DUP_GRACE_MS;
+            old->probe_at && heard < old->probe_at && now - old->probe_at >= DUP_GRACE_MS;
         if (!conn_is_open(old->conn) || !unanswered) {
             if (conn_is_open(old->conn) && now - heard >= DUP_GRACE_MS &&
-                (!old->probe_at || heard > old->probe_at)) {
+                (!old->probe_at || heard >= old->probe_at)) {
                 conn_ping(old->conn);
                 old->probe_at = now ? now : 1;
             }

@@ -263,6 +263,19 @@ static void test_duplicates(void)
         fake_advance(100);
         fake_pong(a);
     }
+    /* a pong read within the millisecond of the ping (the loop reads the clock once per
+     * turn; loopback answers that fast) is an answer */
+    fake_advance(PING_MS + 1);
+    a2 = fake_client(IDA);
+    CHECK(fake_state(a2) == FAKE_CLOSING);
+    fake_reap();
+    fake_pong(a);
+    fake_advance(2000);
+    a2 = fake_client(IDA);
+    CHECK(fake_state(a2) == FAKE_CLOSING && peer_find(IDA) == conn_owner(a));
+    fake_reap();
+    fake_advance(100);
+    fake_pong(a);
     /* one that does not answer (half-open): the newcomer back after the grace replaces it */
     fake_advance(PING_MS);
     a2 = fake_client(IDA);
