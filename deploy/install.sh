@@ -20,7 +20,7 @@ UNIT=/etc/systemd/system/peerpigeon.service
 DROPIN=/etc/systemd/system/peerpigeon.service.d/install.conf
 ENVF=/etc/peerpigeon.env
 STATE=/var/lib/peerpigeon-install/state
-MANAGED="HOST PORT MAX_CONNECTIONS IS_HUB BOOTSTRAP_HUBS AUTH_TOKEN"
+MANAGED="HOST PORT MAX_CONNECTIONS IS_HUB BOOTSTRAP_HUBS HUB_SECRET AUTH_TOKEN"
 DEF_HOST=0.0.0.0 DEF_PORT=3000 DEF_MAXCONN=60000 UNIT_NOFILE=65536
 
 usage() {
@@ -33,17 +33,28 @@ the system user peerpigeon, /etc/systemd/system/peerpigeon.service and /etc/peer
 (mode 0600); open the port in the active firewall (ufw, firewalld, or the iptables REJECT
 rule of Oracle Cloud images); start the service and check /health. Run it again to upgrade
 or change settings: settings not given keep their value from /etc/peerpigeon.env, and an
-existing token is kept.
+existing hub secret and token are kept.
+
+A new hub is a public one: browsers connect without a token, and hub rights (every peer of
+every network, relays) go only to links it dials and to hubs that present its HUB_SECRET,
+which is generated for it (32 random bytes as 64 hex digits) and which every hub of the mesh
+shares: give it to the others with --hub-secret.
 
   --port N              TCP port (default 3000)
   --host H              bind address (default 0.0.0.0; 127.0.0.1 behind a reverse proxy,
                         and then no firewall port is opened)
-  --hub | --no-hub      hub mode on or off (default off)
+  --hub | --no-hub      hub mode on or off (default off); a new hub gets a HUB_SECRET
   --bootstrap URL,...   hubs to dial: ws://host:port,... ('' for none)
-  --auth-token T        token clients and hubs must present ('' for none); letters, digits
-                        and . _ ~ + / = : - only
+  --hub-secret S        the secret that gives hub rights here, the same on every hub of the
+                        mesh (sent as X-Hub-Secret when dialling; JS/Go hubs dial
+                        ws://host:port/hub/<secret>); letters, digits and . _ ~ + = : - only;
+                        '' for none: an open hub, where anyone can get hub rights
+  --generate-hub-secret a new hub secret: 32 random bytes from /dev/urandom as 64 hex digits
+                        (a new hub gets one unasked; a hub that has none gets none unasked)
+  --auth-token T        a token every WebSocket client and hub must present, which closes the
+                        server to browsers without it ('' for none; never set unless asked);
+                        letters, digits and . _ ~ + / = : - only
   --generate-token      a new token: 32 random bytes from /dev/urandom as 64 hex digits
-                        (a hub without one gets one generated automatically)
   --max-connections N   WebSocket connections at once (default 60000; above 64512 the unit's
                         LimitNOFILE is raised with a drop-in)
   --public-address A    the address other hubs and clients dial, for the printed URLs
@@ -67,7 +78,7 @@ die() {
 
 # --- options -------------------------------------------------------------------------------
 o_port='' o_host='' o_hub='' o_boot='' o_boot_set='' o_token='' o_token_set='' o_gen='' o_max=''
-o_pub='' o_bin='' uninstall='' dry=''
+o_secret='' o_secret_set='' o_gensec='' o_pub='' o_bin='' uninstall='' dry=''
 need_arg() { [ $# -ge 2 ] || die "$1 needs a value (see --help)" 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -82,6 +93,8 @@ while [ $# -gt 0 ]; do
         --bootstrap | --bootstrap-hubs) need_arg "$@"; o_boot=$2; o_boot_set=1; shift ;;
         --auth-token) need_arg "$@"; o_token=$2; o_token_set=1; shift ;;
         --generate-token) o_gen=1 ;;
+        --hub-secret) need_arg "$@"; o_secret=$2; o_secret_set=1; shift ;;
+        --generate-hub-secret) o_gensec=1 ;;
         --max-connections) need_arg "$@"; o_max=$2; shift ;;
         --public-address) need_arg "$@"; o_pub=$2; shift ;;
         --binary) need_arg "$@"; o_bin=$2; shift ;;
@@ -92,6 +105,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -n "$o_token_set" ] && [ -n "$o_gen" ] && die "--auth-token and --generate-token exclude each other" 2
+[ -n "$o_secret_set" ] && [ -n "$o_gensec" ] && die "--hub-secret and --generate-hub-secret exclude each other" 2
 
 # LIVE: really change this machine. WRITE: write files (under DESTDIR when set).
 LIVE=1 WRITE=1
@@ -191,16 +205,17 @@ get_kv() {
     case $v in \"*\") v=${v#\"}; v=${v%\"} ;; \'*\') v=${v#\'}; v=${v%\'} ;; esac
     printf '%s' "$v"
 }
-has_kv() { [ -f "$DESTDIR$1" ] && grep -q "^$2=" "$DESTDIR$1"; }
 
 # --- checks --------------------------------------------------------------------------------
 RE_NUM='^[0-9]{1,7}$'
 RE_TOKEN='^[A-Za-z0-9._~+/=:-]{1,255}$'
+RE_SECRET='^[A-Za-z0-9._~+=:-]{1,255}$' # the token's, without '/': it is a path segment (/hub/<secret>)
 RE_HOST='^[A-Za-z0-9.:%_-]{1,253}$'
 RE_URL='^wss?://[][A-Za-z0-9.:%_~/?=&+-]+$'
 RE_KV='^[A-Za-z_][A-Za-z0-9_]*='
 valid_port() { [[ $1 =~ $RE_NUM ]] && [ "$((10#$1))" -ge 1 ] && [ "$((10#$1))" -le 65535 ]; }
 valid_token() { [[ $1 =~ $RE_TOKEN ]]; }
+valid_secret() { [[ $1 =~ $RE_SECRET ]]; }
 gen_token() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 is_wildcard() { case $1 in 0.0.0.0 | :: | '') return 0 ;; *) return 1 ;; esac; }
 is_loopback() { case $1 in 127.* | ::1 | localhost) return 0 ;; *) return 1 ;; esac; }
@@ -345,6 +360,9 @@ hub=${o_hub:-$(get_kv "$ENVF" IS_HUB)}
 case ${hub,,} in true | 1 | yes | on) hub=true ;; *) hub=false ;; esac
 if [ -n "$o_boot_set" ]; then boot=$o_boot; else boot=$(get_kv "$ENVF" BOOTSTRAP_HUBS); fi
 old_token=$(get_kv "$ENVF" AUTH_TOKEN)
+old_secret=$(get_kv "$ENVF" HUB_SECRET)
+old_hub=$(get_kv "$ENVF" IS_HUB)
+case ${old_hub,,} in true | 1 | yes | on) old_hub=true ;; *) old_hub=false ;; esac
 # the other VARIABLE=value lines of an existing env file, kept as they are
 kept=()
 if [ "$had_env" = 1 ]; then
@@ -373,25 +391,45 @@ if [ -n "$boot" ]; then
 fi
 [ -z "$o_pub" ] || [[ $o_pub =~ $RE_HOST ]] || die "--public-address: expected an address or name, not '$o_pub'" 2
 
+# HUB_SECRET: hub rights only for the hubs that present it. Generated when this run makes the
+# server a hub (a new install, or a plain server turned hub). A hub that was one before without
+# a secret gets none unasked: it was refused (--hub-secret '', then OPEN_HUB=1 in the state),
+# or it is an older install whose mesh does not know a secret yet.
+secret_note=
+if [ -n "$o_gensec" ]; then
+    secret=$(gen_token)
+    secret_note="generated a new hub secret: give it to every hub of the mesh (--hub-secret)${dry:+; a dry run does not keep it}"
+elif [ -n "$o_secret_set" ]; then
+    secret=$o_secret
+    [ -z "$secret" ] || valid_secret "$secret" ||
+        die "--hub-secret: use 1-255 letters, digits and . _ ~ + = : - only" 2
+elif [ -n "$old_secret" ]; then
+    secret=$old_secret
+    secret_note="kept the hub secret of $ENVF"
+elif [ "$hub" = true ] && [ "$old_hub" != true ]; then
+    secret=$(gen_token)
+    secret_note="generated a hub secret (32 random bytes): hub rights need it, browsers do not${dry:+; a dry run does not keep it}"
+else
+    secret=
+fi
+if [ "$hub" = true ] && [ -z "$secret" ]; then
+    warn "hub without HUB_SECRET: anyone can get hub rights here (every peer of every network, relays); --generate-hub-secret to set one, the same on every hub of the mesh"
+fi
+
+# AUTH_TOKEN: every WebSocket client must present it (browsers too), so only when asked for.
 token_note=
 if [ -n "$o_gen" ]; then
     token=$(gen_token)
-    token_note="generated a new token"
+    token_note="generated a new token: every client must present it${dry:+; a dry run does not keep it}"
 elif [ -n "$o_token_set" ]; then
     token=$o_token
     [ -z "$token" ] || valid_token "$token" ||
         die "--auth-token: use 1-255 letters, digits and . _ ~ + / = : - only" 2
 elif [ -n "$old_token" ]; then
     token=$old_token
-    token_note="kept the token of $ENVF"
-elif [ "$hub" = true ] && ! has_kv "$ENVF" AUTH_TOKEN && [ "$(get_kv "$STATE" OPEN_HUB)" != 1 ]; then
-    token=$(gen_token)
-    token_note="generated a token for the hub mesh (32 random bytes)${dry:+; a dry run does not keep it}"
+    token_note="kept the token of $ENVF (every client must present it; --auth-token '' removes it)"
 else
     token=
-fi
-if [ "$hub" = true ] && [ -z "$token" ]; then
-    warn "hub without AUTH_TOKEN: anyone can join this mesh as a hub (--generate-token to set one)"
 fi
 
 say "installing peerpigeon on $(uname -m)${DESTDIR:+ into DESTDIR=$DESTDIR}${dry:+ (dry run: nothing is changed)}"
@@ -449,7 +487,7 @@ if [ -x "$src_bin" ]; then
     # The server checks its settings before anything else: exit 2 is a bad value.
     rc=0
     err=$(env -i PATH=/usr/bin:/bin "${kept[@]}" HOST="$host" PORT="$port" MAX_CONNECTIONS="$maxc" IS_HUB="$hub" \
-        BOOTSTRAP_HUBS="$boot" AUTH_TOKEN="$token" timeout 10 "$src_bin" --health-check 2>&1) || rc=$?
+        BOOTSTRAP_HUBS="$boot" HUB_SECRET="$secret" AUTH_TOKEN="$token" timeout 10 "$src_bin" --health-check 2>&1) || rc=$?
     [ "$rc" -ne 2 ] || die "peerpigeon refuses these settings: $err" 2
 fi
 
@@ -510,6 +548,7 @@ MAX_CONNECTIONS=$maxc
 IS_HUB=$hub
 "
 [ -n "$boot" ] && envtext+="BOOTSTRAP_HUBS=$boot"$'\n'
+[ -n "$secret" ] && envtext+="HUB_SECRET=$secret"$'\n'
 [ -n "$token" ] && envtext+="AUTH_TOKEN=$token"$'\n'
 for line in "${kept[@]}"; do envtext+="$line"$'\n'; done
 put "$ENVF" 600 -t "$envtext"
@@ -541,7 +580,7 @@ fi
 
 # --- state: what this script created, for --uninstall and the next run --------------------
 open_hub=
-[ "$hub" = true ] && [ -z "$token" ] && open_hub=1
+[ "$hub" = true ] && [ -z "$secret" ] && open_hub=1
 statetext="# deploy/install.sh: what it created (read by --uninstall)
 USER_CREATED=${user_created:-0}
 FW_OPENED=$opened
@@ -596,6 +635,7 @@ else
     say "would check: HOST=$host PORT=$port $BIN --health-check"
 fi
 
+[ -n "$secret_note" ] && say "$secret_note"
 [ -n "$token_note" ] && say "$token_note"
 if [ "$CHANGED" = 0 ] && [ "$SYS_CHANGED" = 0 ]; then say "nothing changed"; fi
 echo
@@ -606,10 +646,21 @@ if is_loopback "$host"; then
     echo "  note:     HOST=$host: reachable from this machine only (behind a reverse proxy)"
 fi
 if [ "$hub" = true ]; then
+    if [ -n "$secret" ]; then
+        echo "  hubs:     hub rights only with the HUB_SECRET below (and for the links this hub dials)"
+    else
+        echo "  hubs:     hub rights open to anyone (no HUB_SECRET)"
+    fi
     echo "  other hubs dial this one with:"
     echo "    BOOTSTRAP_HUBS=ws://$ahost:$port"
+    [ -n "$secret" ] && echo "    HUB_SECRET=$secret"
     [ -n "$token" ] && echo "    AUTH_TOKEN=$token"
-    echo "  on each of them: sudo deploy/install.sh --hub --bootstrap ws://$ahost:$port${token:+ --auth-token $token}"
+    echo "  on each of them: sudo deploy/install.sh --hub --bootstrap ws://$ahost:$port${secret:+ --hub-secret $secret}${token:+ --auth-token $token}"
+    if [ -n "$secret" ]; then
+        echo "  JS/Go hubs dial: ws://$ahost:$port/hub/$secret"
+    else
+        echo "  JS/Go hubs dial: ws://$ahost:$port"
+    fi
 fi
 if ! is_loopback "$host"; then
     echo "  cloud:    also allow TCP $port in the provider's network firewall (Oracle Cloud: an ingress rule in the VCN security list)"

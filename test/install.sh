@@ -5,11 +5,14 @@
 # netfilter-persistent, apt-get and dnf come first in PATH: they answer the read-only questions
 # (ufw status, firewall-cmd --state, iptables -S) and log every other call, which must never
 # happen with DESTDIR set. Checks the files and their modes, the env file, the printed dial URL
-# and token, idempotence, --uninstall, that nothing outside DESTDIR changed, that the unit
-# passes `systemd-analyze verify` (skipped, not passed, when it cannot run here), and runs the
-# installed binary with the env file's settings on a free loopback port: --health-check, and
-# the token enforced. Last line: "N passed, N failed, N skipped"; exit 1 on a failure.
-# shellcheck disable=SC2016 # the checks are single-quoted for eval, on purpose
+# and hub secret (a hub gets a generated HUB_SECRET and no AUTH_TOKEN unless asked), idempotence,
+# --uninstall, that nothing outside DESTDIR changed, that the unit passes `systemd-analyze
+# verify` (skipped, not passed, when it cannot run here), and runs the installed binary with
+# the env file's settings on a free loopback port: --health-check, clients open, hub rights by
+# secret (/hubstats), and a token enforced when one is set. Last line: "N passed, N failed,
+# N skipped"; exit 1 on a failure.
+# shellcheck disable=SC2016,SC2034 # the checks are single-quoted for eval, on purpose (and so
+# are the variables only they read)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -24,6 +27,7 @@ t() {
     if "$@"; then ok "$d"; else bad "$d"; fi
 }
 has() { grep -qF -- "$2" <<<"$1"; }      # has TEXT STRING
+hasline() { grep -qxF -- "$2" <<<"$1"; } # hasline TEXT LINE: LINE is one whole line of TEXT
 hasnt() { ! grep -qF -- "$2" <<<"$1"; }
 
 T=$(mktemp -d)
@@ -91,15 +95,19 @@ snap >"$T/before"
 t "deploy/install.sh parses (bash -n)" bash -n deploy/install.sh
 t "deploy/install.sh is executable" test -x deploy/install.sh
 run "$T/none" none --help
-t "--help: exit 0 and the usage" eval '[ $RC -eq 0 ] && has "$OUT" "usage: sudo deploy/install.sh" && has "$OUT" "--uninstall"'
+t "--help: exit 0 and the usage, with the hub secret options" eval '[ $RC -eq 0 ] && has "$OUT" "usage: sudo deploy/install.sh" && has "$OUT" "--uninstall" && has "$OUT" "--hub-secret S" && has "$OUT" "--generate-hub-secret"'
 run "$T/none" none --frobnicate
 t "unknown option: exit 2" test "$RC" -eq 2
 for args in "--port 0" "--port 70000" "--port x" "--max-connections 0" "--max-connections 2000000" \
-    "--auth-token a\ b" "--bootstrap http://h:3000" "--host a\ b" "--auth-token x --generate-token"; do
+    "--auth-token a\ b" "--bootstrap http://h:3000" "--host a\ b" "--auth-token x --generate-token" \
+    "--hub --hub-secret a\ b" "--hub --hub-secret a/b" "--hub --hub-secret x --generate-hub-secret"; do
     eval "set -- $args"
     run "$T/bad" none --binary "$BIN" "$@"
     t "refused: $args (exit 2, nothing written)" eval '[ $RC -eq 2 ] && [ ! -e "$T/bad" ]'
 done
+
+run "$T/bad" none --binary "$BIN" --hub --hub-secret a/b
+t "refused: --hub-secret with '/' (a path segment) by the script's own check" eval '[ $RC -eq 2 ] && has "$OUT" "--hub-secret: use 1-255" && [ ! -e "$T/bad" ]'
 
 # a binary of the other architecture (e_machine patched) is refused before anything is done
 cp "$BIN" "$T/other-arch"
@@ -124,11 +132,17 @@ else
     skipped "env file owner (not root)"
 fi
 t "hub: env file has the settings" eval '[ "$(val "$H" HOST)" = 0.0.0.0 ] && [ "$(val "$H" PORT)" = 3000 ] && [ "$(val "$H" MAX_CONNECTIONS)" = 5000 ] && [ "$(val "$H" IS_HUB)" = true ]'
-TOKEN=$(val "$H" AUTH_TOKEN)
-t "hub: generated AUTH_TOKEN is 64 hex" eval '[[ $TOKEN =~ ^[0-9a-f]{64}$ ]]'
+SECRET=$(val "$H" HUB_SECRET)
+t "hub: generated HUB_SECRET is 64 hex, one line" eval '[[ $SECRET =~ ^[0-9a-f]{64}$ ]] && [ "$(grep -c "^HUB_SECRET=" "$H/etc/peerpigeon.env")" = 1 ]'
+t "hub: no AUTH_TOKEN written (browsers stay open)" eval '! grep -q "^AUTH_TOKEN" "$H/etc/peerpigeon.env" && hasnt "$OUT" "AUTH_TOKEN=" && hasnt "$OUT" "--auth-token"'
+t "hub: says it generated the hub secret" has "$OUT" "generated a hub secret"
+t "hub: no open-hub warning" hasnt "$OUT" "anyone can get hub rights"
 t "hub: prints the dial URL BOOTSTRAP_HUBS=ws://203.0.113.7:3000" has "$OUT" "BOOTSTRAP_HUBS=ws://203.0.113.7:3000"
-t "hub: prints the token other hubs need" has "$OUT" "AUTH_TOKEN=$TOKEN"
-t "hub: prints the command for the other hubs" has "$OUT" "sudo deploy/install.sh --hub --bootstrap ws://203.0.113.7:3000 --auth-token $TOKEN"
+t "hub: prints the secret other hubs need" hasline "$OUT" "    HUB_SECRET=$SECRET"
+t "hub: prints the command for the other hubs" hasline "$OUT" "  on each of them: sudo deploy/install.sh --hub --bootstrap ws://203.0.113.7:3000 --hub-secret $SECRET"
+t "hub: prints the URL JS/Go hubs dial, ws://203.0.113.7:3000/hub/<secret>" hasline "$OUT" "  JS/Go hubs dial: ws://203.0.113.7:3000/hub/$SECRET"
+t "hub: clients without a token" hasline "$OUT" "  clients:  ws://203.0.113.7:3000"
+t "hub: says hub rights need the secret" has "$OUT" "  hubs:     hub rights only with the HUB_SECRET"
 t "hub: prints the health URL" has "$OUT" "http://203.0.113.7:3000/health"
 t "hub: useradd printed, not run" eval 'has "$OUT" "would run: useradd --system --user-group --no-create-home" && has "$OUT" "peerpigeon-c server'"'"' peerpigeon"'
 t "hub: systemctl daemon-reload and enable --now printed" eval 'has "$OUT" "would run: systemctl daemon-reload" && has "$OUT" "would run: systemctl enable --now peerpigeon"'
@@ -190,6 +204,15 @@ run_server() {
 stop_server() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; SERVER=; }
 health() { env -i "${SETTINGS[@]}" HOST=127.0.0.1 PORT="$SPORT" "$1/usr/local/bin/peerpigeon" --health-check 2>/dev/null; }
 # upgrade QUERY: the status line of a WebSocket upgrade to the server
+# hubrights: the hubRights of GET /hubstats ("open" or "secret")
+hubrights() {
+    local body
+    exec 3<>"/dev/tcp/127.0.0.1/$SPORT" || return 1
+    printf 'GET /hubstats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+    body=$(timeout 3 cat <&3)
+    exec 3<&-
+    sed -n 's/.*"hubRights":"\([a-z]*\)".*/\1/p' <<<"$body"
+}
 upgrade() {
     local line
     exec 3<>"/dev/tcp/127.0.0.1/$SPORT" || return 1
@@ -203,8 +226,9 @@ run_server "$H"
 if [ -n "$SPORT" ]; then
     ok "hub: installed binary starts with the env file's settings (port $SPORT)"
     t "hub: --health-check with the env file's settings answers 0" health "$H"
-    t "hub: WebSocket without the token: 401" eval 'has "$(upgrade "")" " 401"'
-    t "hub: WebSocket with ?token=: 101" eval 'has "$(upgrade "&token=$TOKEN")" " 101"'
+    t "hub: WebSocket without a token: 101 (clients open)" eval 'has "$(upgrade "")" " 101"'
+    t "hub: /hubstats says hub rights need the secret" test "$(hubrights)" = secret
+    t "hub: no 'no HUB_SECRET' warning in the server log" eval '! grep -q "no HUB_SECRET" "$T/server.log"'
     stop_server
     t "hub: --health-check of a stopped server fails" eval '! health "$H"'
 else
@@ -218,30 +242,55 @@ m1=$(stat -c %Y "$H/etc/peerpigeon.env" "$H/usr/local/bin/peerpigeon" "$H/etc/sy
 sleep 1
 run "$H" ufw --hub --port 3000 --max-connections 5000 --public-address 203.0.113.7 --binary "$BIN"
 t "second run: exit 0" test "$RC" -eq 0
-t "second run: same token" test "$(val "$H" AUTH_TOKEN)" = "$TOKEN"
+t "second run: same hub secret, printed" eval '[ "$(val "$H" HUB_SECRET)" = "$SECRET" ] && hasline "$OUT" "    HUB_SECRET=$SECRET" && has "$OUT" "kept the hub secret"'
+t "second run: still no AUTH_TOKEN" eval '! grep -q "^AUTH_TOKEN" "$H/etc/peerpigeon.env"'
 t "second run: env file identical, files not rewritten" eval 'cmp -s "$T/env.1" "$H/etc/peerpigeon.env" && [ "$(stat -c %Y "$H/etc/peerpigeon.env" "$H/usr/local/bin/peerpigeon" "$H/etc/systemd/system/peerpigeon.service")" = "$m1" ]'
 t "second run: says nothing changed" has "$OUT" "nothing changed"
 t "second run: no useradd, no firewall change, no daemon-reload, no restart" eval 'hasnt "$OUT" useradd && hasnt "$OUT" "ufw allow" && hasnt "$OUT" daemon-reload && hasnt "$OUT" restart'
 t "second run: still enable --now (a stopped service is started)" has "$OUT" "would run: systemctl enable --now peerpigeon"
 run "$H" ufw --binary "$BIN" --public-address 203.0.113.7
-t "run without settings keeps them (hub, port, token)" eval '[ $RC -eq 0 ] && cmp -s "$T/env.1" "$H/etc/peerpigeon.env" && has "$OUT" "BOOTSTRAP_HUBS=ws://203.0.113.7:3000"'
+t "run without settings keeps them (hub, port, secret)" eval '[ $RC -eq 0 ] && cmp -s "$T/env.1" "$H/etc/peerpigeon.env" && has "$OUT" "BOOTSTRAP_HUBS=ws://203.0.113.7:3000"'
 
 # other settings kept, port change moves the firewall opening
 echo "LOG_LEVEL=debug" >>"$H/etc/peerpigeon.env"
 run "$H" ufw --port 3100 --binary "$BIN" --public-address 203.0.113.7
-t "port change: exit 0, PORT=3100, hub and token kept" eval '[ $RC -eq 0 ] && [ "$(val "$H" PORT)" = 3100 ] && [ "$(val "$H" IS_HUB)" = true ] && [ "$(val "$H" AUTH_TOKEN)" = "$TOKEN" ]'
+t "port change: exit 0, PORT=3100, hub and secret kept, no token" eval '[ $RC -eq 0 ] && [ "$(val "$H" PORT)" = 3100 ] && [ "$(val "$H" IS_HUB)" = true ] && [ "$(val "$H" HUB_SECRET)" = "$SECRET" ] && ! grep -q "^AUTH_TOKEN" "$H/etc/peerpigeon.env"'
 t "port change: LOG_LEVEL=debug kept once" test "$(grep -c '^LOG_LEVEL=debug$' "$H/etc/peerpigeon.env")" = 1
 t "port change: no duplicate variables" eval '[ -z "$(grep -E "^[A-Z_]+=" "$H/etc/peerpigeon.env" | cut -d= -f1 | sort | uniq -d)" ]'
 t "port change: closes 3000, opens 3100 in ufw" eval 'has "$OUT" "would run: ufw delete allow 3000/tcp" && has "$OUT" "would run: ufw allow 3100/tcp"'
 t "port change: restarts the service (try-restart)" has "$OUT" "would run: systemctl try-restart peerpigeon"
 t "port change: dial URL on the new port" has "$OUT" "BOOTSTRAP_HUBS=ws://203.0.113.7:3100"
+t "port change: the command for the other hubs on the new port, same secret" hasline "$OUT" "  on each of them: sudo deploy/install.sh --hub --bootstrap ws://203.0.113.7:3100 --hub-secret $SECRET"
 
-# tokens
+# hub secrets
+run "$H" ufw --generate-hub-secret --binary "$BIN" --public-address 203.0.113.7
+S2=$(val "$H" HUB_SECRET)
+t "--generate-hub-secret: a new 64-hex secret, printed" eval '[ $RC -eq 0 ] && [[ $S2 =~ ^[0-9a-f]{64}$ ]] && [ "$S2" != "$SECRET" ] && hasline "$OUT" "    HUB_SECRET=$S2" && has "$OUT" "--hub-secret $S2"'
+run "$H" ufw --hub-secret my.Secret-1 --binary "$BIN" --public-address 203.0.113.7
+t "--hub-secret: the given secret, one line" eval '[ $RC -eq 0 ] && [ "$(val "$H" HUB_SECRET)" = my.Secret-1 ] && [ "$(grep -c "^HUB_SECRET=" "$H/etc/peerpigeon.env")" = 1 ] && has "$OUT" "ws://203.0.113.7:3100/hub/my.Secret-1"'
+
+# tokens: only when asked for, and then enforced
 run "$H" ufw --generate-token --binary "$BIN" --public-address 203.0.113.7
 T2=$(val "$H" AUTH_TOKEN)
-t "--generate-token: a new 64-hex token" eval '[ $RC -eq 0 ] && [[ $T2 =~ ^[0-9a-f]{64}$ ]] && [ "$T2" != "$TOKEN" ] && has "$OUT" "AUTH_TOKEN=$T2"'
-run "$H" ufw --auth-token my.Secret-1 --binary "$BIN" --public-address 203.0.113.7
-t "--auth-token: the given token" eval '[ $RC -eq 0 ] && [ "$(val "$H" AUTH_TOKEN)" = my.Secret-1 ] && [ "$(grep -c "^AUTH_TOKEN=" "$H/etc/peerpigeon.env")" = 1 ]'
+t "--generate-token: a 64-hex token, printed, secret kept" eval '[ $RC -eq 0 ] && [[ $T2 =~ ^[0-9a-f]{64}$ ]] && hasline "$OUT" "    AUTH_TOKEN=$T2" && [ "$(val "$H" HUB_SECRET)" = my.Secret-1 ]'
+t "--generate-token: the command for the other hubs has the secret and the token" hasline "$OUT" "  on each of them: sudo deploy/install.sh --hub --bootstrap ws://203.0.113.7:3100 --hub-secret my.Secret-1 --auth-token $T2"
+run_server "$H"
+if [ -n "$SPORT" ]; then
+    t "hub with a token: WebSocket without it: 401" eval 'has "$(upgrade "")" " 401"'
+    t "hub with a token: WebSocket with ?token=: 101" eval 'has "$(upgrade "&token=$T2")" " 101"'
+else
+    bad "hub with a token: installed binary did not start: $(tail -5 "$T/server.log")"
+fi
+stop_server
+run "$H" ufw --generate-token --binary "$BIN" --public-address 203.0.113.7
+T3=$(val "$H" AUTH_TOKEN)
+t "--generate-token again: a new token" eval '[ $RC -eq 0 ] && [[ $T3 =~ ^[0-9a-f]{64}$ ]] && [ "$T3" != "$T2" ]'
+run "$H" ufw --auth-token my.Token-1 --binary "$BIN" --public-address 203.0.113.7
+t "--auth-token: the given token" eval '[ $RC -eq 0 ] && [ "$(val "$H" AUTH_TOKEN)" = my.Token-1 ] && [ "$(grep -c "^AUTH_TOKEN=" "$H/etc/peerpigeon.env")" = 1 ]'
+run "$H" ufw --binary "$BIN" --public-address 203.0.113.7
+t "a token is kept on a re-run" eval '[ $RC -eq 0 ] && [ "$(val "$H" AUTH_TOKEN)" = my.Token-1 ] && has "$OUT" "kept the token"'
+run "$H" ufw --auth-token '' --binary "$BIN" --public-address 203.0.113.7
+t "--auth-token '': token removed, secret kept" eval '[ $RC -eq 0 ] && ! grep -q "^AUTH_TOKEN" "$H/etc/peerpigeon.env" && [ "$(val "$H" HUB_SECRET)" = my.Secret-1 ]'
 run "$H" ufw --bootstrap ws://198.51.100.9:3000,ws://hub2.example:3000 --binary "$BIN" --public-address 203.0.113.7
 t "--bootstrap: BOOTSTRAP_HUBS written" eval '[ $RC -eq 0 ] && [ "$(val "$H" BOOTSTRAP_HUBS)" = "ws://198.51.100.9:3000,ws://hub2.example:3000" ]'
 
@@ -285,6 +334,10 @@ fi
 stop_server
 run "$P" iptables --port 3000 --public-address 198.51.100.4 --binary "$BIN"
 t "plain second run: nothing changed, no iptables" eval '[ $RC -eq 0 ] && has "$OUT" "nothing changed" && hasnt "$OUT" "iptables -I"'
+t "plain: no HUB_SECRET" eval '! grep -q "^HUB_SECRET" "$P/etc/peerpigeon.env"'
+run "$P" iptables --hub --binary "$BIN" --public-address 198.51.100.4
+PS=$(val "$P" HUB_SECRET)
+t "plain turned hub: a HUB_SECRET generated, no AUTH_TOKEN" eval '[ $RC -eq 0 ] && [[ $PS =~ ^[0-9a-f]{64}$ ]] && ! grep -q "^AUTH_TOKEN" "$P/etc/peerpigeon.env" && has "$OUT" "--hub-secret $PS"'
 run "$P" iptables --uninstall
 t "plain uninstall: deletes the rule and persists" eval 'has "$OUT" "would run: iptables -D INPUT -p tcp -m state --state NEW -m tcp --dport 3000 -j ACCEPT" && has "$OUT" "would run: netfilter-persistent save"'
 t "plain uninstall: no file left" eval '[ -z "$(find "$P" -type f)" ]'
@@ -292,24 +345,49 @@ t "plain uninstall: no file left" eval '[ -z "$(find "$P" -type f)" ]'
 # --- firewalld, then loopback only ---------------------------------------------------------
 F=$T/fwd
 run "$F" firewalld --hub --binary "$BIN" --public-address 192.0.2.1
+FS=$(val "$F" HUB_SECRET)
+t "firewalld hub: its own generated secret" eval '[[ $FS =~ ^[0-9a-f]{64}$ ]] && [ "$FS" != "$SECRET" ]'
 t "firewalld: --permanent --add-port and --reload" eval 'has "$OUT" "would run: firewall-cmd --permanent --add-port=3000/tcp" && has "$OUT" "would run: firewall-cmd --reload"'
 run "$F" firewalld --host 127.0.0.1 --binary "$BIN"
 t "loopback host: port closed again, none opened" eval 'has "$OUT" "would run: firewall-cmd --permanent --remove-port=3000/tcp" && has "$OUT" "loopback only: no port opened" && hasnt "$OUT" "add-port"'
 t "loopback host: dial URL ws://127.0.0.1:3000" has "$OUT" "BOOTSTRAP_HUBS=ws://127.0.0.1:3000"
 run "$F" none --host 0.0.0.0 --binary "$BIN" --public-address 192.0.2.1
 t "no firewall: says so" has "$OUT" "firewall: none active"
-run "$F" none --auth-token '' --binary "$BIN" --public-address 192.0.2.1
-t "hub with --auth-token '': no token, a warning" eval '[ $RC -eq 0 ] && ! grep -q "^AUTH_TOKEN=" "$F/etc/peerpigeon.env" && has "$OUT" "anyone can join this mesh"'
+run "$F" none --hub-secret '' --binary "$BIN" --public-address 192.0.2.1
+t "hub with --hub-secret '': no secret, the warning, no token" eval '[ $RC -eq 0 ] && ! grep -q "^HUB_SECRET" "$F/etc/peerpigeon.env" && ! grep -q "^AUTH_TOKEN" "$F/etc/peerpigeon.env" && has "$OUT" "anyone can get hub rights"'
+t "open hub: says so; the command for the other hubs has no secret" eval 'has "$OUT" "  hubs:     hub rights open to anyone" && hasline "$OUT" "  on each of them: sudo deploy/install.sh --hub --bootstrap ws://192.0.2.1:3000" && hasline "$OUT" "  JS/Go hubs dial: ws://192.0.2.1:3000"'
+run_server "$F"
+if [ -n "$SPORT" ]; then
+    t "open hub: /hubstats says hub rights are open" test "$(hubrights)" = open
+else
+    bad "open hub: installed binary did not start: $(tail -5 "$T/server.log")"
+fi
+stop_server
 run "$F" none --binary "$BIN" --public-address 192.0.2.1
-t "open hub run again: still no token generated" eval '[ $RC -eq 0 ] && ! grep -q "^AUTH_TOKEN=" "$F/etc/peerpigeon.env" && has "$OUT" "nothing changed"'
+t "open hub run again: still no secret generated, the warning" eval '[ $RC -eq 0 ] && ! grep -q "^HUB_SECRET" "$F/etc/peerpigeon.env" && has "$OUT" "nothing changed" && has "$OUT" "anyone can get hub rights"'
+run "$F" none --generate-hub-secret --binary "$BIN" --public-address 192.0.2.1
+t "open hub, --generate-hub-secret: a secret again" eval '[ $RC -eq 0 ] && [[ "$(val "$F" HUB_SECRET)" =~ ^[0-9a-f]{64}$ ]] && hasnt "$OUT" "anyone can get hub rights"'
 run "$F" none --uninstall
 t "firewalld uninstall: no file left" eval '[ $RC -eq 0 ] && [ -z "$(find "$F" -type f)" ]'
+
+# --- a hub installed before HUB_SECRET (AUTH_TOKEN, no secret): nothing generated unasked ---
+U=$T/older
+mkdir -p "$U/etc"
+printf 'HOST=0.0.0.0\nPORT=3000\nMAX_CONNECTIONS=5000\nIS_HUB=true\nAUTH_TOKEN=old.Token\n' >"$U/etc/peerpigeon.env"
+chmod 600 "$U/etc/peerpigeon.env"
+run "$U" none --binary "$BIN" --public-address 192.0.2.2
+t "older hub: token kept, no secret generated, the warning" eval '[ $RC -eq 0 ] && [ "$(val "$U" AUTH_TOKEN)" = old.Token ] && ! grep -q "^HUB_SECRET" "$U/etc/peerpigeon.env" && has "$OUT" "anyone can get hub rights"'
+run "$U" none --auth-token '' --generate-hub-secret --binary "$BIN" --public-address 192.0.2.2
+t "older hub: --auth-token '' --generate-hub-secret makes it a public hub" eval '[ $RC -eq 0 ] && ! grep -q "^AUTH_TOKEN" "$U/etc/peerpigeon.env" && [[ "$(val "$U" HUB_SECRET)" =~ ^[0-9a-f]{64}$ ]]'
+run "$U" none --uninstall
+t "older hub uninstall: no file left" eval '[ $RC -eq 0 ] && [ -z "$(find "$U" -type f)" ]'
 
 # --- dry runs ------------------------------------------------------------------------------
 DR=$T/dry
 mkdir -p "$DR"
 run "$DR" ufw --dry-run --hub --binary "$BIN" --public-address 203.0.113.7
 t "DESTDIR + --dry-run: exit 0, would write, nothing written" eval '[ $RC -eq 0 ] && has "$OUT" "would write: /etc/peerpigeon.env (mode 600)" && [ -z "$(ls -A "$DR")" ]'
+t "--dry-run --hub: a secret shown, not kept" eval 'has "$OUT" "a dry run does not keep it" && has "$OUT" "    HUB_SECRET="'
 if [ ! -e /etc/peerpigeon.env ] && [ ! -e /usr/local/bin/peerpigeon ]; then
     OUT=$(FAKE_FW=ufw FAKE_LOG=$LOG PATH="$T/stub:$PATH" timeout 60 bash deploy/install.sh --dry-run --hub --binary "$BIN" --public-address 203.0.113.7 2>&1)
     RC=$?
