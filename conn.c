@@ -35,8 +35,11 @@
 #define SCRATCH_SIZE 65536
 #define BUF_MIN 512 /* smallest per-connection buffer; grows by doubling */
 #ifndef WBUF_BASE
-#define WBUF_BASE (8u << 20) /* queued output cap: 8 MiB + 2 max messages; more = slow reader */
+#define WBUF_BASE (1u << 20) /* queued output cap: 1 MiB + 1 max message; more = slow reader */
 #endif
+#define PAUSE_MIN (64u << 10) /* a connection that caused this much output lately is a producer */
+#define BIG_INPUT (64u << 10) /* a read buffer past this counts against the input budget */
+#define ADDR_SLOTS_MAX 65536   /* addresses tracked for the per-address limits */
 #define WBUF_KEEP (256u << 10) /* an output buffer this big is freed as soon as it is empty */
 #define HTTP_IDLE_MS 10000     /* an HTTP connection silent this long is closed */
 #define CLOSE_GRACE_MS 2000    /* after our close frame / last answer, wait this long for EOF */
@@ -49,6 +52,7 @@ static struct conn_stats stats;
 const char *const conn_end_names[CONN_END_N] = {
     "eof",     "reset",        "close_frame", "server",    "slow_reader", "protocol",
     "too_big", "ping_timeout", "idle",        "handshake", "dns",         "shutdown",
+    "overload",
 };
 const char *const conn_kind_names[CONN_KIND_N] = {"http", "websocket", "hub_link", "dns"};
 
@@ -220,15 +224,22 @@ void conn_random(void *p, size_t n)
 struct buf {
     uint8_t *p;
     uint32_t off, len, cap; /* data is p[off..len) */
+    uint8_t in;             /* a read buffer: counts as input being assembled */
 };
 
 static size_t freed_bytes; /* since the last tick: glibc is asked to give back big releases */
+/* The memory budget's accounting: buffer capacities (output queues; input being assembled),
+ * connection records, and what the layers above charge (announce data, remote peers). */
+static uint64_t mem_out, mem_in, mem_conns, mem_charged;
 
 static void buf_free(struct buf *b)
 {
     freed_bytes += b->cap;
+    *(b->in ? &mem_in : &mem_out) -= b->cap;
     free(b->p);
+    uint8_t in = b->in;
     memset(b, 0, sizeof *b);
+    b->in = in;
 }
 
 /* Make room for `extra` more bytes, never growing past `max` in all. -1 if it cannot. */
@@ -257,6 +268,7 @@ static int buf_reserve(struct buf *b, size_t extra, size_t max)
     b->p = np;
     b->len = (uint32_t)used;
     b->cap = (uint32_t)cap;
+    *(b->in ? &mem_in : &mem_out) += cap;
     return 0;
 }
 
@@ -282,6 +294,12 @@ struct conn {
     uint8_t counted;     /* counts in ws_open */
     uint8_t told;        /* the owner was told it is over */
     uint8_t paused;      /* K_LISTEN: out of descriptors, not polled until the next tick */
+    uint8_t rpaused;     /* not read: a producer held back (memory, or a slow receiver) */
+    uint8_t bulk;        /* carries many peers' traffic (a hub link): see conn_set_bulk */
+    uint8_t again;       /* K_HTTP: on the again list (its answer is out: the next request) */
+    uint8_t counted_http; /* counts in http_open */
+    int32_t addr_slot;   /* its entry in the per-address table + 1, or 0 */
+    uint32_t caused;     /* bytes it made us queue to others lately (halved every tick) */
     uint8_t ended;       /* CONN_END_* + 1 once it ended: the first cause counts */
     int err;             /* errno behind its end, or 0 */
     uint32_t burst;      /* extra queue allowance (conn_expect) until the queue drains */
@@ -289,7 +307,7 @@ struct conn {
     struct ws_reader wr;
     struct buf rbuf, wbuf, msg;
     uint64_t last_heard, last_ping, since;
-    struct conn *next_dirty, *next_dead;
+    struct conn *next_dirty, *next_dead, *next_again;
     const char *why; /* why it died (S_DEAD) */
     const struct conn_handlers *h;
     void *owner;
@@ -310,8 +328,11 @@ static struct conn **conns; /* by fd */
 static int conns_cap;
 static int conns_top; /* highest fd in use + 1 */
 static int epfd = -1;
-static struct conn *dirty_head, *dead_head;
-static uint32_t ws_open; /* open accepted WebSocket connections */
+static struct conn *dirty_head, *dead_head, *again_head;
+static struct conn *cur_src; /* whose message is being handled */
+static uint32_t ws_open;     /* open accepted WebSocket connections */
+static uint32_t http_open;   /* accepted connections not (yet) upgraded */
+static int throttle;         /* a receiver's queue passed half its cap since the last tick */
 static uint8_t scratch[SCRATCH_SIZE];
 static int reserve_fd = -1;
 static struct {
@@ -321,6 +342,7 @@ static struct {
 static int nticks;
 
 static void conn_gone(struct conn *c, const char *why);
+static void http_uncount(struct conn *c);
 static void flush_dirty(void);
 static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n);
 
@@ -353,6 +375,7 @@ static int cause_of(const char *why)
         {"no answer (timeout)", CONN_END_DNS},
         {"connection refused", CONN_END_DNS},
         {"shutdown", CONN_END_SHUTDOWN},
+        {"server overloaded", CONN_END_OVERLOAD},
 #ifdef PP_TLS
         {"TLS handshake failed", CONN_END_HANDSHAKE},
         {"TLS error", CONN_END_PROTOCOL},
@@ -403,6 +426,201 @@ int conn_open_fds(void)
     return n + 1 + (reserve_fd >= 0) + 3;
 }
 
+/* ---- the memory budget ---- */
+
+uint64_t conn_mem_used(void)
+{
+    return mem_out + mem_in + mem_conns + mem_charged;
+}
+
+uint64_t conn_mem_budget(void)
+{
+    return conf.max_memory;
+}
+
+void conn_mem_charge(int64_t bytes)
+{
+    mem_charged += (uint64_t)bytes;
+}
+
+int conn_mem_room(uint64_t share_used, uint64_t bytes)
+{
+    return !conf.max_memory || share_used + bytes <= conf.max_memory / 4;
+}
+
+/* Past half the budget, producers are held back; past 7/8, newcomers are refused and the
+ * biggest producer is shed. */
+static int mem_pressed(void)
+{
+    return conf.max_memory && conn_mem_used() > conf.max_memory / 2;
+}
+
+static int mem_critical(void)
+{
+    return conf.max_memory && conn_mem_used() > conf.max_memory / 8 * 7;
+}
+
+void conn_set_bulk(struct conn *c, int on)
+{
+    c->bulk = (uint8_t)(on != 0);
+}
+
+/* ---- per-address limits: open connections and a connect rate (GCRA) per address (IPv4, or
+ * an IPv6 /64); loopback and trusted proxies are not limited ---- */
+
+struct addr_slot {
+    uint8_t key[16];
+    uint32_t tat;   /* when its connect allowance is whole again (loop ms, 32 bits) */
+    uint16_t conns; /* open connections from it */
+    uint8_t used;
+};
+static struct addr_slot *addrs;
+static uint32_t addrs_mask, addrs_count;
+static uint64_t addr_seed;
+
+static int addr_exempt(const uint8_t k[16])
+{
+    static const uint8_t v4lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t v6lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (!memcmp(k, v4lo, 16) || !memcmp(k, v6lo, 16)) return 1;
+    for (int i = 0; i < conf.nproxies; i++)
+        if (!memcmp(k, conf.proxies[i], 16)) return 1;
+    return 0;
+}
+
+int conn_addr_key(const void *addr, uint8_t k[16])
+{
+    const struct sockaddr *sa = addr;
+    memset(k, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        k[10] = k[11] = 0xff;
+        memcpy(k + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(k, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static uint32_t addr_hash(const uint8_t k[16])
+{
+    uint64_t a, b;
+    memcpy(&a, k, 8);
+    memcpy(&b, k + 8, 8);
+    uint64_t h = (a ^ addr_seed) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 29) ^ b) * 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* The slot of key k (IPv6 cut to its /64 unless it is an IPv4-mapped address), or -1 when the
+ * table is full (then nothing is limited: it is sized for far more addresses than
+ * connections). */
+static int addr_slot_of(const uint8_t key[16])
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    uint8_t k[16];
+    memcpy(k, key, 16);
+    if (memcmp(k, mapped, 12)) memset(k + 8, 0, 8);
+    if (!addrs) {
+        uint32_t cap = 64;
+        uint32_t want = conns_cap < ADDR_SLOTS_MAX / 2 ? (uint32_t)conns_cap * 2 : ADDR_SLOTS_MAX;
+        while (cap < want)
+            cap *= 2;
+        addrs = calloc(cap, sizeof *addrs);
+        if (!addrs) return -1;
+        addrs_mask = cap - 1;
+        conn_random(&addr_seed, sizeof addr_seed);
+    }
+    for (uint32_t i = addr_hash(k) & addrs_mask;; i = (i + 1) & addrs_mask) {
+        struct addr_slot *a = &addrs[i];
+        if (a->used && !memcmp(a->key, k, 16)) return (int)i;
+        if (!a->used) {
+            if (addrs_count >= addrs_mask / 4 * 3) return -1;
+            memcpy(a->key, k, 16);
+            a->used = 1;
+            a->conns = 0;
+            a->tat = (uint32_t)now;
+            addrs_count++;
+            return (int)i;
+        }
+    }
+}
+
+/* Backward-shift deletion: the entries after i that hashed at or before it move up. */
+static void addr_del_at(uint32_t i)
+{
+    addrs[i].used = 0;
+    addrs_count--;
+    for (uint32_t j = (i + 1) & addrs_mask; addrs[j].used; j = (j + 1) & addrs_mask) {
+        uint32_t home = addr_hash(addrs[j].key) & addrs_mask;
+        if (((j - home) & addrs_mask) >= ((j - i) & addrs_mask)) {
+            addrs[i] = addrs[j];
+            addrs[j].used = 0;
+            i = j;
+        }
+    }
+}
+
+/* Every tick: an address with no connection whose allowance is whole again is forgotten. */
+static void addr_sweep(void)
+{
+    if (!addrs) return;
+    uint32_t n32 = (uint32_t)now;
+    for (uint32_t i = 0; i <= addrs_mask; i++) {
+        struct addr_slot *a = &addrs[i];
+        while (a->used && (int32_t)(a->tat - n32) <= 0) {
+            a->tat = n32;
+            if (a->conns) break;
+            addr_del_at(i); /* an entry may have moved into i: look again */
+        }
+    }
+}
+
+int conn_claim_addr(struct conn *c, const uint8_t key[16])
+{
+    if (c->addr_slot || addr_exempt(key)) return CONN_ADDR_OK;
+    int i = addr_slot_of(key);
+    if (i < 0) return CONN_ADDR_OK;
+    struct addr_slot *a = &addrs[i];
+    uint32_t n32 = (uint32_t)now;
+    if ((int32_t)(a->tat - n32) < 0) a->tat = n32;
+    if (conf.per_addr && a->conns >= conf.per_addr) {
+        stats.refused[CONN_REFUSE_PER_ADDR]++;
+        return CONN_ADDR_TOO_MANY;
+    }
+    if (conf.addr_rate) {
+        uint32_t t = 1000 / conf.addr_rate ? 1000 / conf.addr_rate : 1;
+        uint32_t burst = conf.addr_burst ? conf.addr_burst : 1;
+        if (a->tat - n32 > t * (burst - 1)) {
+            stats.refused[CONN_REFUSE_ADDR_RATE]++;
+            return CONN_ADDR_TOO_FAST;
+        }
+        a->tat += t;
+    }
+    a->conns++;
+    c->addr_slot = i + 1;
+    return CONN_ADDR_OK;
+}
+
+static void addr_release(struct conn *c)
+{
+    if (!c->addr_slot) return;
+    struct addr_slot *a = &addrs[c->addr_slot - 1];
+    if (a->conns) a->conns--;
+    c->addr_slot = 0;
+}
+
+int conn_from_proxy(const struct conn *c)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    uint8_t k[16];
+    if (getpeername(c->fd, (struct sockaddr *)&sa, &sl) || conn_addr_key(&sa, k)) return 0;
+    return addr_exempt(k);
+}
+
 int conn_init(const struct conn_config *cfg)
 {
     conf = *cfg;
@@ -436,7 +654,9 @@ int conn_on_tick(void (*fn)(void *arg), void *arg)
  * discovery list of a big network, a hub sync) until the queue drains. */
 static size_t wbuf_max(const struct conn *c)
 {
-    return WBUF_BASE + 2 * conf.max_message_size + c->burst;
+    size_t cap = WBUF_BASE + conf.max_message_size;
+    if (conf.max_memory && cap > conf.max_memory / 8) cap = conf.max_memory / 8;
+    return cap + c->burst;
 }
 
 void conn_expect(struct conn *c, size_t bytes)
@@ -456,6 +676,9 @@ static size_t rbuf_max(const struct conn *c)
 
 static void conn_set_events(struct conn *c, uint32_t events)
 {
+    /* not read while held back, nor an HTTP connection while its answer is going out (one
+     * answer in flight: the next pipelined request waits) */
+    if (c->rpaused || (c->kind == K_HTTP && c->wbuf.len > c->wbuf.off)) events &= ~EPOLLIN;
     struct epoll_event ev = {.events = events, .data.ptr = c};
     c->want_out = (events & EPOLLOUT) != 0;
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -474,11 +697,14 @@ static struct conn *conn_new(int fd, int kind, uint32_t events)
     }
     c->fd = fd;
     c->kind = (uint8_t)kind;
+    c->rbuf.in = c->msg.in = 1;
+    mem_conns += sizeof *c;
     c->since = c->last_heard = c->last_ping = now;
     struct epoll_event ev = {.events = events, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         close(fd);
         free(c);
+        mem_conns -= sizeof *c;
         return NULL;
     }
     conns[fd] = c;
@@ -557,6 +783,7 @@ uint32_t conn_ws_count(void)
 
 void conn_accept_ws(struct conn *c)
 {
+    http_uncount(c);
     c->kind = K_WS;
     c->last_heard = c->last_ping = now;
     c->counted = 1;
@@ -574,6 +801,15 @@ static void mask_key(uint8_t out[4])
     memcpy(out, &v, 4);
 }
 
+/* len bytes are queued to c while cur_src's message is handled: they count as cur_src's load,
+ * and a receiver past half its cap holds the producers back until the next tick. */
+static inline void attribute(struct conn *c, size_t len)
+{
+    if (!cur_src || cur_src == c) return;
+    cur_src->caused = cur_src->caused + len > UINT32_MAX ? UINT32_MAX : cur_src->caused + (uint32_t)len;
+    if (c->wbuf.len - c->wbuf.off > wbuf_max(c) / 2) throttle = 1;
+}
+
 /* Queue a frame: header (masked when we are the client) + the parts. */
 static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n)
 {
@@ -586,6 +822,7 @@ static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int
         conn_gone(c, "slow reader");
         return -1;
     }
+    attribute(c, len);
     uint8_t hdr[WS_MAX_HEADER], mask[4];
     int client = c->kind == K_DIAL;
     if (client) mask_key(mask);
@@ -621,6 +858,7 @@ int conn_send_raw(struct conn *c, const void *p, size_t len)
         conn_gone(c, "slow reader");
         return -1;
     }
+    attribute(c, len);
     buf_put(&c->wbuf, p, len);
     mark_dirty(c);
     return 0;
@@ -644,9 +882,18 @@ static void conn_detach(struct conn *c, const char *why)
      * rbuf once the connection is no longer open, the rest goes with the connection */
 }
 
+/* An HTTP connection counts toward max_http while it may still send requests. */
+static void http_uncount(struct conn *c)
+{
+    if (!c->counted_http) return;
+    c->counted_http = 0;
+    http_open--;
+}
+
 static void conn_end(struct conn *c, uint16_t code, const char *reason, const char *why)
 {
     if (c->state != S_OPEN) return;
+    http_uncount(c);
     ended(c, cause_of(why));
     conn_detach(c, why);
     if (c->kind == K_UDP) { /* nothing to say goodbye with */
@@ -711,6 +958,15 @@ static void conn_reap(void)
         buf_free(&c->rbuf);
         buf_free(&c->wbuf);
         buf_free(&c->msg);
+        addr_release(c);
+        http_uncount(c);
+        for (struct conn **a = &again_head; c->again && *a; a = &(*a)->next_again)
+            if (*a == c) {
+                *a = c->next_again;
+                break;
+            }
+        if (cur_src == c) cur_src = NULL;
+        mem_conns -= sizeof *c;
 #ifdef PP_TLS
         tls_free(c->tls);
 #endif
@@ -796,6 +1052,11 @@ static void conn_flush(struct conn *c)
     c->wbuf.off = c->wbuf.len = 0;
     c->burst = 0;
     if (c->want_out) conn_set_events(c, EPOLLIN);
+    if (c->kind == K_HTTP && c->state == S_OPEN && c->rbuf.len > c->rbuf.off && !c->again) {
+        c->again = 1; /* its answer is out: the next pipelined request, next turn */
+        c->next_again = again_head;
+        again_head = c;
+    }
     if (c->state == S_CLOSING && !c->shut) {
         shutdown(c->fd, SHUT_WR);
         c->shut = 1;
@@ -816,7 +1077,18 @@ static void flush_dirty(void)
 
 static void ws_dispatch(struct conn *c, uint8_t *msg, size_t len)
 {
+    cur_src = c;
     if (c->h && c->h->message) c->h->message(c, c->owner, (char *)msg, len);
+    cur_src = NULL;
+}
+
+/* Input being assembled (a big frame, a fragmented message) is held within a quarter of the
+ * memory budget: past it, a connection wanting more gets 1013 "try again later". */
+static int input_room(const struct buf *b, size_t extra)
+{
+    size_t used = b->len - b->off;
+    if (used + extra <= BIG_INPUT || (size_t)b->cap - b->len >= extra) return 1;
+    return conn_mem_room(mem_in, used + extra > b->cap ? used + extra - b->cap : 0);
 }
 
 static void ws_control(struct conn *c, const struct ws_frame *f, uint8_t *pl)
@@ -875,6 +1147,11 @@ static size_t ws_process(struct conn *c, uint8_t *p, size_t n)
         if (r == WS_R_CONTROL) {
             ws_control(c, &f, pl);
         } else if (r == WS_R_MORE || c->msg.p) {
+            if (!input_room(&c->msg, (size_t)f.payload_len)) {
+                stats.refused[CONN_REFUSE_MEMORY]++;
+                conn_end(c, WS_CLOSE_TRY_AGAIN, "Server busy: try again later", "server overloaded");
+                return n;
+            }
             if (buf_reserve(&c->msg, (size_t)f.payload_len, conf.max_message_size)) {
                 conn_end(c, WS_CLOSE_TOO_BIG, "message too big", "protocol error");
                 return n;
@@ -895,6 +1172,7 @@ static size_t ws_process(struct conn *c, uint8_t *p, size_t n)
 
 static size_t http_process(struct conn *c, uint8_t *p, size_t n)
 {
+    if (c->wbuf.len > c->wbuf.off) return 0; /* an answer in flight: the next request waits */
     size_t used = c->h && c->h->data ? c->h->data(c, c->owner, (const char *)p, n) : n;
     if (used > n) used = n;
     if (used) c->last_heard = now;
@@ -1062,6 +1340,12 @@ static void conn_readable(struct conn *c)
         if (!direct) {
             size_t want = rbuf_max(c) - (c->rbuf.len - c->rbuf.off);
             if (want > 4096) want = 4096; /* room to read into; a big frame grows it by doubling */
+            if (want && !input_room(&c->rbuf, want)) {
+                stats.refused[CONN_REFUSE_MEMORY]++;
+                conn_end(c, WS_CLOSE_TRY_AGAIN, "Server busy: try again later", "server overloaded");
+                buf_free(&c->rbuf);
+                return;
+            }
             if (want == 0 || buf_reserve(&c->rbuf, want, rbuf_max(c))) {
                 conn_gone(c, "read buffer");
                 return;
@@ -1107,7 +1391,66 @@ static void conn_readable(struct conn *c)
     }
 }
 
+/* ---- holding producers back ---- */
+
+/* A producer (it made us queue PAUSE_MIN bytes lately) is not read while memory is past half
+ * the budget, or, unless it is a hub link, while a receiver's queue is past half its cap:
+ * the load waits in its socket (TCP backpressure on the sender), not in our queues, and the
+ * receivers it floods are not cut off for it. */
+static int held_back(const struct conn *c)
+{
+    if (c->caused < PAUSE_MIN || c->state != S_OPEN) return 0;
+    return mem_pressed() || (throttle && !c->bulk && c->kind != K_DIAL);
+}
+
+static void hold(struct conn *c)
+{
+    c->rpaused = 1;
+    stats.held++;
+    conn_set_events(c, c->want_out ? EPOLLOUT : 0);
+}
+
+static void conn_readable(struct conn *c);
+
+static void release(struct conn *c)
+{
+    c->rpaused = 0;
+    conn_set_events(c, EPOLLIN | (c->want_out ? EPOLLOUT : 0));
+    if (TLS_HELD(c)) conn_readable(c); /* decrypted already: no event would come for it */
+}
+
+/* Past 7/8 of the budget: the biggest producer goes (1013), one per loop turn. */
+static void shed_producer(void)
+{
+    struct conn *top = NULL;
+    for (int fd = 0; fd < conns_top; fd++) {
+        struct conn *c = conns[fd];
+        if (c && c->state == S_OPEN && c->caused >= PAUSE_MIN && (!top || c->caused > top->caused))
+            top = c;
+    }
+    if (!top) return;
+    stats.shed_memory++;
+    conn_log(LOG_WARN, "limit.memory",
+             "memory %llu of %llu bytes: fd %d shed, the biggest producer (%u bytes lately)",
+             (unsigned long long)conn_mem_used(), (unsigned long long)conf.max_memory, top->fd,
+             top->caused);
+    conn_end(top, WS_CLOSE_TRY_AGAIN, "Server overloaded: try again later", "server overloaded");
+}
+
 /* ---- accepting ---- */
+
+/* Refused before reading a request: the answer, then the close (its grace lets it be read). */
+static void refuse_early(struct conn *c, int status, const char *text)
+{
+    char body[128], head[512], addr[64];
+    int bl = snprintf(body, sizeof body, "%s\n", text);
+    size_t hl = http_write_response(head, sizeof head, status, "text/plain; charset=utf-8", body,
+                                    (size_t)bl, NULL, 0, "Retry-After: 1\r\n");
+    conn_peer_addr(c, addr, sizeof addr);
+    conn_log(LOG_INFO, "refused", "%s: %s", addr, text);
+    if (hl) conn_send_raw(c, head, hl);
+    conn_close(c, 0, "refused");
+}
 
 int conn_listen(int fd, const struct conn_handlers *h, void *owner)
 {
@@ -1121,7 +1464,9 @@ int conn_listen(int fd, const struct conn_handlers *h, void *owner)
 static void accept_all(struct conn *l)
 {
     for (;;) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept4(l->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno != EMFILE && errno != ENFILE) return;
@@ -1148,7 +1493,24 @@ static void accept_all(struct conn *l)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = conn_new(fd, K_HTTP, EPOLLIN);
         stats.accepted++;
-        if (c) conn_set_owner(c, l->h, l->owner);
+        if (!c) continue;
+        conn_set_owner(c, l->h, l->owner);
+        uint8_t key[16];
+        int r = conn_addr_key(&sa, key) ? CONN_ADDR_OK : conn_claim_addr(c, key);
+        if (mem_critical()) {
+            stats.refused[CONN_REFUSE_MEMORY]++;
+            refuse_early(c, 503, "Server busy: memory budget reached, try again later");
+        } else if (conf.max_http && http_open >= conf.max_http) {
+            stats.refused[CONN_REFUSE_HTTP]++;
+            refuse_early(c, 503, "Server busy: too many HTTP connections, try again later");
+        } else if (r == CONN_ADDR_TOO_MANY) {
+            refuse_early(c, 429, "Too many connections from your address");
+        } else if (r == CONN_ADDR_TOO_FAST) {
+            refuse_early(c, 429, "Connecting too fast from your address");
+        } else {
+            c->counted_http = 1;
+            http_open++;
+        }
     }
 }
 
@@ -1166,9 +1528,13 @@ static void housekeeping(void)
     while (conns_top > 0 && !conns[conns_top - 1])
         conns_top--;
     if (reserve_fd < 0) reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    throttle = 0;
+    addr_sweep();
     for (int fd = 0; fd < conns_top; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->state == S_DEAD) continue;
+        c->caused >>= 1;
+        if (c->rpaused && !held_back(c)) release(c);
         if (c->kind == K_LISTEN) {
             if (c->paused) {
                 c->paused = 0;
@@ -1221,7 +1587,7 @@ void conn_run(volatile int *stop)
     now = mono_ms();
     uint64_t next_tick = now + tick_ms();
     while (!*stop) {
-        int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+        int timeout = next_tick > now && !again_head ? (int)(next_tick - now) : 0;
         int n = epoll_wait(epfd, evs, EPOLL_BATCH, timeout);
         now = mono_ms();
         if (n < 0 && errno != EINTR) {
@@ -1244,7 +1610,26 @@ void conn_run(volatile int *stop)
                 continue;
             }
             if (evs[i].events & EPOLLOUT) mark_dirty(c);
-            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) conn_readable(c);
+            if (!(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+            if (!c->rpaused && held_back(c))
+                hold(c);
+            else if (!c->rpaused || (evs[i].events & (EPOLLHUP | EPOLLERR)))
+                conn_readable(c);
+        }
+        /* HTTP connections whose answer went out: their next pipelined request */
+        struct conn *again = again_head;
+        again_head = NULL;
+        for (struct conn *c = again, *next; c; c = next) {
+            next = c->next_again;
+            c->again = 0;
+            if (c->state == S_OPEN && c->rbuf.len > c->rbuf.off) {
+                size_t used = conn_process(c, c->rbuf.p + c->rbuf.off, c->rbuf.len - c->rbuf.off);
+                c->rbuf.off += (uint32_t)used;
+                if (c->state != S_OPEN)
+                    buf_free(&c->rbuf);
+                else if (c->rbuf.off == c->rbuf.len)
+                    c->rbuf.off = c->rbuf.len = 0;
+            }
         }
         if (now >= next_tick) {
             housekeeping();
@@ -1252,6 +1637,7 @@ void conn_run(volatile int *stop)
         }
         flush_dirty();
         conn_reap();
+        if (mem_critical()) shed_producer();
     }
     for (int fd = 0; fd < conns_top; fd++)
         if (conns[fd] && conns[fd]->kind != K_LISTEN)

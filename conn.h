@@ -36,10 +36,23 @@ struct conn_handlers {
     void (*closed)(struct conn *c, void *owner, const char *why);
 };
 
+#define CONN_MAX_PROXIES 8
 struct conn_config {
     size_t max_message_size; /* bytes per WebSocket message, both directions */
     uint32_t ping_interval_ms;
     int log_level;
+    /* MAX_MEMORY: the budget of buffers and peer state (0 = none). Output queues are capped at
+     * 1/8 of it each, input being assembled and each class charged from above at 1/4 in all;
+     * past 1/2 producers are not read, past 7/8 newcomers get 503 and the biggest producer is
+     * shed (1013). */
+    uint64_t max_memory;
+    uint32_t max_http;   /* connections not upgraded, at once (0 = no limit): else 503 */
+    uint32_t per_addr;   /* connections per address (IPv4, IPv6 /64) at once: else 429 */
+    uint32_t addr_rate;  /* new connections per second per address, after a burst of */
+    uint32_t addr_burst; /* ... this many (0 rate = no limit): else 429 */
+    /* not limited per address: loopback and these (16-byte keys, conn_addr_key) */
+    uint8_t proxies[CONN_MAX_PROXIES][16];
+    int nproxies;
 };
 
 /* ---- counters, for /metrics ---- */
@@ -58,7 +71,16 @@ enum {
     CONN_END_HANDSHAKE, /* dial: connect failed, bad or no 101 in time */
     CONN_END_DNS,       /* a lookup that got no answer in time, or was refused */
     CONN_END_SHUTDOWN,
+    CONN_END_OVERLOAD, /* shed or refused for the memory budget (1013) */
     CONN_END_N
+};
+/* Refusals of the connection layer. */
+enum {
+    CONN_REFUSE_MEMORY,    /* 503 at accept, 1013 for input past the budget */
+    CONN_REFUSE_HTTP,      /* 503: max_http */
+    CONN_REFUSE_PER_ADDR,  /* 429: per_addr */
+    CONN_REFUSE_ADDR_RATE, /* 429: addr_rate */
+    CONN_REFUSE_N
 };
 enum { CONN_KIND_HTTP, CONN_KIND_WS, CONN_KIND_LINK, CONN_KIND_DNS, CONN_KIND_N };
 extern const char *const conn_end_names[CONN_END_N];   /* "eof", "reset", ... */
@@ -67,11 +89,37 @@ struct conn_stats {
     uint64_t accepted, shed; /* connections accepted; shed at the descriptor limit */
     uint64_t bytes_in, bytes_out;
     uint64_t ended[CONN_KIND_N][CONN_END_N];
+    uint64_t refused[CONN_REFUSE_N];
+    uint64_t held;        /* times a producer was held back (not read) */
+    uint64_t shed_memory; /* producers shed past 7/8 of the budget */
 };
 const struct conn_stats *conn_stats(void);
 uint32_t conn_count(void);        /* open connections, listeners not counted */
 uint64_t conn_queued_bytes(void); /* output queued and not yet written, all connections */
 int conn_open_fds(void);          /* descriptors open in the process (-1 if unknown) */
+
+/* ---- the memory budget (conn_config.max_memory) ---- */
+
+uint64_t conn_mem_used(void);   /* what the budget counts now */
+uint64_t conn_mem_budget(void); /* 0: none */
+/* The layers above charge what they keep (announce data, remote peers): +bytes, -bytes. */
+void conn_mem_charge(int64_t bytes);
+/* May a class that holds share_used bytes take `bytes` more? Each class gets a quarter. */
+int conn_mem_room(uint64_t share_used, uint64_t bytes);
+/* c carries many peers' traffic (a hub link): it is not held back for one slow receiver (only
+ * when memory is short). */
+void conn_set_bulk(struct conn *c, int on);
+
+/* ---- per-address limits ---- */
+
+enum { CONN_ADDR_OK, CONN_ADDR_TOO_MANY, CONN_ADDR_TOO_FAST };
+/* A socket address (struct sockaddr_in or _in6) as a 16-byte key (IPv4 mapped). 0, or -1. */
+int conn_addr_key(const void *sockaddr, uint8_t key[16]);
+/* Count c against the address `key` (the TCP peer's at accept; the one a trusted proxy
+ * forwarded, at the upgrade). A connection counts against one address at most. */
+int conn_claim_addr(struct conn *c, const uint8_t key[16]);
+/* c's TCP peer is loopback or a listed proxy. */
+int conn_from_proxy(const struct conn *c);
 
 /* ---- clock and logging ---- */
 

@@ -19,6 +19,18 @@
 #define REMOTE_PER_CONN 4  /* remote peers kept: 4 x MAX_CONNECTIONS */
 #define DUP_GRACE_MS 2000  /* a connection pinged for its id must answer within this */
 #define HUBS_LISTED 256    /* entries in /hubs and /hubstats (totalHubs counts them all) */
+/* Message rates per connection (hub links are not limited): a burst, then so many per second
+ * (GCRA). Over a rate the message is dropped and the first time an `error` says which limit;
+ * RATE_STRIKES drops within RATE_WINDOW_MS close the connection (1008 "Rate limit exceeded").
+ * The npm client and browsers stay far below: one announce per connection and network, a
+ * ping every few seconds, tens of signals per WebRTC connection. */
+static const struct {
+    uint16_t burst, per_s;
+} rates[PEER_RATE_N] = {{20, 2}, {20, 2}, {100, 50}, {2000, 1000}, {30, 5}};
+const char *const peer_rate_names[PEER_RATE_N] = {"announce", "goodbye", "ping", "signal",
+                                                  "error"};
+#define RATE_STRIKES 20
+#define RATE_WINDOW_MS 10000
 /* bytes of one peer-discovered, to size a burst (typical extra data is small; the fixed queue
  * cap absorbs the rest) */
 #define DISCOVERED_EST(net_len) (320 + 6 * (net_len))
@@ -45,6 +57,11 @@ struct peer {
     void *origin;             /* remote: the hub it is connected to (hub.c's), NULL = conn */
     uint64_t seq;             /* its announcement's origin sequence (hub mode; 0 = unknown) */
     uint32_t extra_len;
+    uint32_t ann_hash;       /* of its last announce (network, hub flag, data): a repeat is quiet */
+    uint32_t tat[PEER_RATE_N];    /* GCRA: when each allowance is whole again (loop ms, 32 bits) */
+    uint32_t strike_at;      /* loop ms of the last message over a rate */
+    uint8_t strikes;         /* ...within RATE_WINDOW_MS */
+    uint8_t over;            /* too many: closed once its message is handled */
     uint64_t connected_at, registered_at, last_activity; /* wall ms */
 };
 
@@ -60,6 +77,7 @@ struct table {
 static uint64_t seed;
 static struct peer_config conf;
 static struct peer_stats stats;
+static uint64_t extra_bytes, remote_bytes; /* announce data kept; remote entries (the budget) */
 
 const char *const peer_type_names[PEER_T_N] = {
     "announce", "offer",         "answer",          "ice-candidate",     "ping",      "pong",
@@ -350,7 +368,9 @@ void peer_write_end(struct json_writer *w)
     JSON_LIT(w, "}");
 }
 
-static void send_error(struct peer *p, const char *text)
+static int rate_ok(struct peer *p, int which);
+
+static void send_error_now(struct peer *p, const char *text)
 {
     struct json_writer w;
     char buf[1024];
@@ -359,6 +379,42 @@ static void send_error(struct peer *p, const char *text)
     json_write_str(&w, text, strlen(text));
     peer_write_end(&w);
     if (!w.overflow && conn_send(p->conn, w.p, w.len) == 0) stats.out[PEER_T_ERROR]++;
+}
+
+/* Error replies have a rate too: a client sending nothing but bad messages is closed. */
+static void send_error(struct peer *p, const char *text)
+{
+    if (rate_ok(p, PEER_RATE_ERROR)) send_error_now(p, text);
+}
+
+/* The rates: 1 if the message may go on. Over a rate: dropped; the first time an error says
+ * which limit, and so many drops close the connection once the message is handled. */
+static int rate_ok(struct peer *p, int which)
+{
+    if (!conf.rate_limits || p->hub_rights) return 1;
+    uint32_t n = (uint32_t)conn_now_ms(), t = 1000u / rates[which].per_s;
+    uint32_t lead = p->tat[which] - n;
+    if ((int32_t)lead < 0 || lead > (1u << 30)) lead = 0, p->tat[which] = n; /* whole again */
+    if (lead <= t * (rates[which].burst - 1u)) {
+        p->tat[which] += t;
+        return 1;
+    }
+    stats.rate_limited[which]++;
+    if (n - p->strike_at > RATE_WINDOW_MS) p->strikes = 0;
+    p->strike_at = n;
+    if (p->strikes < 255) p->strikes++;
+    if (p->strikes == 1) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "Rate limit: at most %u %s messages at once, then %u per second; this one was "
+                 "dropped, and going on closes the connection",
+                 rates[which].burst, peer_rate_names[which], rates[which].per_s);
+        send_error_now(p, text);
+        conn_log(LOG_INFO, "limit.rate", "%.8s: over the %s rate", p->id, peer_rate_names[which]);
+    } else if (p->strikes == RATE_STRIKES) {
+        p->over = 1;
+    }
+    return 0;
 }
 
 /* The JS server's answer to a type it does not route; the real client expects this text. */
@@ -491,7 +547,17 @@ static void leave_network(struct peer *p, const char *reason)
     leave_network_as(p, reason, 0);
 }
 
-/* Copy an announce `data` object's members except peerId and isHub as `,"k":v...`. */
+static void extra_free(struct peer *p)
+{
+    extra_bytes -= p->extra_len;
+    conn_mem_charge(-(int64_t)p->extra_len);
+    free(p->extra);
+    p->extra = NULL;
+    p->extra_len = 0;
+}
+
+/* Copy an announce `data` object's members except peerId and isHub as `,"k":v...`: 0, -1 too
+ * large, -2 over the memory budget's share for announce data. */
 static int set_extra(struct peer *p, const struct json_val *data)
 {
     /* the old data stays until the new one is known to fit: a refused re-announce changes
@@ -503,6 +569,7 @@ static int set_extra(struct peer *p, const struct json_val *data)
             if (!json_str_eq(&k, "peerId", 6) && !json_str_eq(&k, "isHub", 5))
                 total += k.len + v.len + 2;
     if (total > MAX_ANNOUNCE_DATA) return -1;
+    if (total > p->extra_len && !conn_mem_room(extra_bytes, total - p->extra_len)) return -2;
     char *extra = total ? malloc(total) : NULL;
     if (total && !extra) return -1;
     char *o = extra;
@@ -516,9 +583,11 @@ static int set_extra(struct peer *p, const struct json_val *data)
         memcpy(o, v.p, v.len);
         o += v.len;
     }
-    free(p->extra);
+    extra_free(p);
     p->extra = extra;
     p->extra_len = (uint32_t)total;
+    extra_bytes += total;
+    conn_mem_charge((int64_t)total);
     return 0;
 }
 
@@ -559,8 +628,31 @@ static void on_announce(struct peer *p, const struct json_val *root)
     int is_hub = (has_data && data.type == JSON_OBJECT && peer_msg_get(&data, "isHub", &ih) &&
                   ih.type == JSON_TRUE) ||
                  (nl == strlen(conf.hub_ns) && !memcmp(name, conf.hub_ns, nl));
-    if (set_extra(p, has_data ? &data : NULL)) {
-        send_error(p, "announce: data too large");
+    int se = set_extra(p, has_data ? &data : NULL);
+    if (se) {
+        send_error(p, se == -2 ? "announce: data refused: the server's memory for announce data "
+                                 "is full, try again later"
+                               : "announce: data too large");
+        return;
+    }
+    /* the same announce again (network, hub flag, data): the announcer gets its list, nobody
+     * else hears of it */
+    uint64_t hh = peer_hash(name, nl) ^
+                  peer_hash(p->extra ? p->extra : "", p->extra_len) * 0x9e3779b97f4a7c15ull ^
+                  (uint64_t)is_hub;
+    uint32_t h = (uint32_t)(hh ^ (hh >> 32));
+    int repeat = p->net && p->ann_hash == h && p->net->len == nl &&
+                 !memcmp(p->net->name, name, nl) && is_hub == p->is_hub &&
+                 !table_find(&remotes, p->id, PEER_ID_LEN);
+    p->ann_hash = h;
+    if (repeat) {
+        stats.repeats++;
+        conn_expect(p->conn,
+                    (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
+        for (struct peer *q = p->net->local; q; q = q->next)
+            if (q != p) send_discovered_to(p, q);
+        for (struct peer *q = p->net->remote; q; q = q->next)
+            send_discovered_to(p, q);
         return;
     }
     if (p->net && (p->net->len != nl || memcmp(p->net->name, name, nl)))
@@ -602,10 +694,12 @@ static void on_announce(struct peer *p, const struct json_val *root)
         send_discovered_to(p, q);
     if (is_hub && p->may_hub && hooks && !p->hub_rights) {
         p->hub_rights = 1;
+        conn_set_bulk(p->conn, 1);
         nhubs++;
         hooks->hub_joined(p);
     } else if (!is_hub && p->hub_rights) { /* no longer a hub: nothing it taught stays */
         p->hub_rights = 0;
+        conn_set_bulk(p->conn, 0);
         nhubs--;
         hooks->hub_gone(p);
         peer_remote_drop_link(p->conn);
@@ -794,17 +888,18 @@ static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len)
     if (peer_msg_parse(msg, len, &root, type, &t, &long_type, &err)) {
         stats.in[PEER_T_INVALID]++;
         send_error(p, err);
-        return;
+        goto done;
     }
     stats.in[long_type ? PEER_T_OTHER : peer_type_index(type, t)]++;
     p->last_activity = conn_wall_ms();
     if (p->hub_rights && hooks && hooks->handle(p->conn, type, t, &root)) return;
     if (peer_type_is(type, t, "announce")) {
-        on_announce(p, &root);
+        if (rate_ok(p, PEER_RATE_ANNOUNCE)) on_announce(p, &root);
     } else if (peer_type_is(type, t, "offer") || peer_type_is(type, t, "answer") ||
                peer_type_is(type, t, "ice-candidate")) {
-        on_signal(p, type, t, &root);
+        if (rate_ok(p, PEER_RATE_SIGNAL)) on_signal(p, type, t, &root);
     } else if (peer_type_is(type, t, "ping")) {
+        if (!rate_ok(p, PEER_RATE_PING)) goto done;
         char buf[192];
         uint64_t ts = conn_wall_ms();
         int n =
@@ -814,11 +909,17 @@ static void peer_on_message(struct conn *c, void *owner, char *msg, size_t len)
                      (unsigned long long)ts, p->id, (unsigned long long)ts);
         if (conn_send(p->conn, buf, (size_t)n) == 0) stats.out[PEER_T_PONG]++;
     } else if (peer_type_is(type, t, "goodbye")) {
-        on_goodbye(p);
+        if (rate_ok(p, PEER_RATE_GOODBYE)) on_goodbye(p);
     } else if (peer_type_is(type, t, "cleanup") || peer_type_is(type, t, "peer-discovered")) {
         /* cleanup: accepted, no reply; peer-discovered from a client: ignored (JS) */
     } else {
         send_not_routed(p, type, t);
+    }
+done:
+    if (p->over) {
+        conn_log(LOG_INFO, "limit.rate", "%.8s: closed: %d messages over its rates", p->id,
+                 RATE_STRIKES);
+        conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded"); /* frees p */
     }
 }
 
@@ -864,6 +965,8 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
     memcpy(p->id, id, PEER_ID_LEN);
     p->conn = c;
     p->may_hub = (uint8_t)(may_hub != 0);
+    for (int i = 0; i < PEER_RATE_N; i++)
+        p->tat[i] = (uint32_t)conn_now_ms(); /* every allowance whole */
     p->connected_at = p->last_activity = conn_wall_ms();
     if (table_add(&peers, p)) {
         free(p);
@@ -902,7 +1005,7 @@ static void peer_on_close(struct conn *c, void *owner, const char *reason)
     }
     r = table_find(&remotes, p->id, PEER_ID_LEN);
     if (r && r->shadow_net) remote_reveal(r, moved);
-    free(p->extra);
+    extra_free(p);
     free(p);
 }
 
@@ -1010,8 +1113,15 @@ struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, con
     /* unsequenced (a JS hub): only who taught an entry may move it to another network */
     if (r && !seq && !(r->origin == origin && (origin || r->conn == via))) return NULL;
     if (r) peer_remote_remove(id, "network changed");
+    if (!conn_mem_room(remote_bytes, sizeof *r)) {
+        stats.remote_refused++;
+        conn_log(LOG_WARN, "limit.memory", "remote peer %.8s not kept: memory budget", id);
+        return NULL;
+    }
     r = calloc(1, sizeof *r);
     if (!r) return NULL;
+    remote_bytes += sizeof *r;
+    conn_mem_charge((int64_t)sizeof *r);
     memcpy(r->id, id, PEER_ID_LEN);
     r->remote = 1;
     r->conn = via;
@@ -1038,8 +1148,7 @@ struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, con
             table_del(&networks, n);
             free(n);
         }
-        free(r->extra);
-        free(r);
+        remote_free(r, NULL);
         conn_log(LOG_WARN, "limit.remote_peers", "remote peer %.8s not kept: limit reached", id);
         return NULL;
     }
@@ -1052,7 +1161,9 @@ static void remote_free(struct peer *r, const char *reason)
 {
     if (r->net) leave_network(r, reason);
     free(r->shadow_net);
-    free(r->extra);
+    extra_free(r);
+    remote_bytes -= sizeof *r;
+    conn_mem_charge(-(int64_t)sizeof *r);
     free(r);
 }
 

@@ -27,6 +27,7 @@ struct peer_config {
     size_t max_message_size;   /* sizes the message scratch */
     uint32_t ping_interval_ms; /* an old connection heard from within it keeps its id */
     const char *hub_ns;        /* announcing into it makes a peer a hub */
+    int rate_limits;           /* RATE_LIMITS: message rates per connection (hub links free) */
 };
 
 /* Size the tables; 0, or -1 when out of memory. */
@@ -86,10 +87,17 @@ enum {
 };
 extern const char *const peer_type_names[PEER_T_N];
 int peer_type_index(const char *type, size_t type_len);
+/* The message rates of a connection: a message over one is dropped. */
+enum { PEER_RATE_ANNOUNCE, PEER_RATE_GOODBYE, PEER_RATE_PING, PEER_RATE_SIGNAL, PEER_RATE_ERROR,
+       PEER_RATE_N };
+extern const char *const peer_rate_names[PEER_RATE_N];
 struct peer_stats {
     uint64_t in[PEER_T_N];  /* messages from connected peers (hubs among them), by type */
     uint64_t out[PEER_T_N]; /* messages queued to connected peers, by type */
     uint64_t refused_duplicate, refused_full, replaced;
+    uint64_t rate_limited[PEER_RATE_N]; /* messages dropped over a rate */
+    uint64_t repeats;        /* announces identical to the last one: not broadcast */
+    uint64_t remote_refused; /* remote peers not kept for the memory budget */
 };
 const struct peer_stats *peer_stats(void);
 uint32_t peer_remote_count(void); /* peers of other hubs kept (hidden ones too) */

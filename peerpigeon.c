@@ -48,8 +48,16 @@ struct config {
     uint32_t ping_interval_ms;
     int log_level;
     int log_json;    /* LOG_FORMAT=json */
-    int trust_proxy; /* TRUST_PROXY: log X-Real-IP / X-Forwarded-For as the client's address */
+    int trust_proxy; /* TRUST_PROXY: the client's address from X-Forwarded-For (proxies only) */
+    uint8_t proxies[CONN_MAX_PROXIES][16]; /* TRUST_PROXY as a list: these besides loopback */
+    int nproxies;
     char hub_id[PEER_ID_LEN + 1];
+    uint64_t max_memory;       /* MAX_MEMORY; 0 until set or derived */
+    int max_memory_set;        /* given (else derived from the cgroup / RAM) */
+    uint32_t max_http;         /* MAX_HTTP_CONNECTIONS; 0 = derived */
+    int64_t per_ip;            /* MAX_CONNECTIONS_PER_IP; -1 = default */
+    int64_t connect_rate;      /* CONNECT_RATE_PER_IP; -1 = default */
+    int rate_limits;           /* RATE_LIMITS */
 };
 
 static struct config cfg; /* zero here, defaults set by config_defaults: keeps 33 KB out of .data */
@@ -64,6 +72,8 @@ static void config_defaults(void)
     cfg.max_message_size = 1u << 20;
     cfg.ping_interval_ms = 30000;
     cfg.log_level = LOG_INFO;
+    cfg.per_ip = cfg.connect_rate = -1;
+    cfg.rate_limits = 1;
 }
 
 static int bound_port;
@@ -196,7 +206,58 @@ static const char *config_set(const char *name, const char *v)
         if (strcasecmp(v, "text") && strcasecmp(v, "json")) return "text or json";
         cfg.log_json = !strcasecmp(v, "json");
     } else if (!strcmp(name, "TRUST_PROXY")) {
-        if (parse_bool(v, &cfg.trust_proxy)) return "true/false, 1/0 or yes/no";
+        cfg.nproxies = 0;
+        if (!parse_bool(v, &cfg.trust_proxy)) return NULL;
+        /* a list of proxy addresses (loopback is always one) */
+        const char *e = "true/false, or a comma-separated list of proxy IP addresses";
+        char tmp[64];
+        for (const char *q = v; *q;) {
+            const char *comma = strchr(q, ',');
+            size_t n = comma ? (size_t)(comma - q) : strlen(q);
+            while (n && *q == ' ')
+                q++, n--;
+            while (n && q[n - 1] == ' ')
+                n--;
+            if (!n || n >= sizeof tmp || cfg.nproxies == CONN_MAX_PROXIES) return e;
+            memcpy(tmp, q, n);
+            tmp[n] = 0;
+            struct sockaddr_in a4 = {.sin_family = AF_INET};
+            struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+            if (inet_pton(AF_INET, tmp, &a4.sin_addr) == 1)
+                conn_addr_key(&a4, cfg.proxies[cfg.nproxies++]);
+            else if (inet_pton(AF_INET6, tmp, &a6.sin6_addr) == 1)
+                conn_addr_key(&a6, cfg.proxies[cfg.nproxies++]);
+            else
+                return e;
+            q += (comma ? (size_t)(comma - q) + 1 : strlen(q));
+        }
+        cfg.trust_proxy = 1;
+    } else if (!strcmp(name, "MAX_MEMORY")) {
+        /* bytes, or with K, M, G (powers of 1024) */
+        char tmp[32];
+        size_t n = strlen(v), mul = 1;
+        if (n >= sizeof tmp || !n) return "bytes, or a number with K, M or G (e.g. 512M)";
+        memcpy(tmp, v, n + 1);
+        char suf = (char)(tmp[n - 1] | 0x20);
+        if (suf == 'k' || suf == 'm' || suf == 'g') {
+            mul = suf == 'k' ? 1u << 10 : suf == 'm' ? 1u << 20 : 1u << 30;
+            tmp[n - 1] = 0;
+        }
+        if (parse_uint(tmp, 1, (1ull << 50) / mul, &u) || u * mul < (16u << 20))
+            return "bytes (at least 16M), or a number with K, M or G (e.g. 512M)";
+        cfg.max_memory = u * mul;
+        cfg.max_memory_set = 1;
+    } else if (!strcmp(name, "MAX_HTTP_CONNECTIONS")) {
+        if (parse_uint(v, 1, 1000000, &u)) return "a whole number 1-1000000";
+        cfg.max_http = (uint32_t)u;
+    } else if (!strcmp(name, "MAX_CONNECTIONS_PER_IP")) {
+        if (parse_uint(v, 0, 65535, &u)) return "a whole number 0-65535 (0: no limit)";
+        cfg.per_ip = (int64_t)u;
+    } else if (!strcmp(name, "CONNECT_RATE_PER_IP")) {
+        if (parse_uint(v, 0, 1000, &u)) return "connections per second 0-1000 (0: no limit)";
+        cfg.connect_rate = (int64_t)u;
+    } else if (!strcmp(name, "RATE_LIMITS")) {
+        if (parse_bool(v, &cfg.rate_limits)) return "true/false, 1/0 or yes/no";
     } else if (!strcmp(name, "HUB_PEER_ID")) {
         if (*v && !peer_id_valid(v, strlen(v))) return "40 hex digits";
         memcpy(cfg.hub_id, v, strlen(v) + 1);
@@ -221,7 +282,16 @@ static const struct option_row {
     {"HUB_PEER_ID", "--hub-peer-id", "fixed 40-hex hub id (default random)"},
     {"HUB_SECRET", "--hub-secret", "hub rights need it (path /hub/<secret>); default: open"},
     {"LOG_FORMAT", "--log-format", "text or json: one JSON object per line (default text)"},
-    {"TRUST_PROXY", "--trust-proxy", "log the address a proxy forwards (default false)"},
+    {"TRUST_PROXY", "--trust-proxy",
+     "client address from X-Forwarded-For of loopback (true) or listed proxies (default false)"},
+    {"MAX_MEMORY", "--max-memory", "memory budget, e.g. 512M (default: half the RAM or cgroup)"},
+    {"MAX_HTTP_CONNECTIONS", "--max-http-connections",
+     "connections not yet upgraded, at once (default MAX_CONNECTIONS/4, at least 256)"},
+    {"MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip",
+     "connections per address or IPv6 /64 (default 256; 0: none)"},
+    {"CONNECT_RATE_PER_IP", "--connect-rate-per-ip",
+     "new connections per second per address, after a burst of the above (default 50)"},
+    {"RATE_LIMITS", "--rate-limits", "message rate limits per connection (default true)"},
 };
 #define NOPTIONS (sizeof options / sizeof *options)
 
@@ -386,30 +456,45 @@ static int token_ok(const struct http_request *req)
     return secret_eq(t, tl, cfg.auth_token);
 }
 
+/* The client's address as our proxy forwarded it (TRUST_PROXY, and the request came from the
+ * proxy): the last entry of X-Forwarded-For (the one our proxy added; what comes before it is
+ * the client's say), or X-Real-IP. Into out (NUL-terminated); 0, or -1 if there is none or
+ * it is not an IP address. */
+static int forwarded_addr(struct conn *c, const struct http_request *req, char out[64],
+                          uint8_t key[16])
+{
+    if (!cfg.trust_proxy || !conn_from_proxy(c)) return -1;
+    const struct http_header *h = http_header_get(req, "x-forwarded-for");
+    if (!h) h = http_header_get(req, "x-real-ip");
+    if (!h) return -1;
+    const char *v = h->value;
+    size_t vl = h->value_len;
+    const char *comma = memrchr(v, ',', vl);
+    if (comma) {
+        vl -= (size_t)(comma + 1 - v);
+        v = comma + 1;
+    }
+    while (vl && *v == ' ')
+        v++, vl--;
+    while (vl && v[vl - 1] == ' ')
+        vl--;
+    if (!vl || vl >= 64) return -1;
+    memcpy(out, v, vl);
+    out[vl] = 0;
+    struct sockaddr_in a4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+    if (inet_pton(AF_INET, out, &a4.sin_addr) == 1) return conn_addr_key(&a4, key);
+    if (inet_pton(AF_INET6, out, &a6.sin6_addr) == 1) return conn_addr_key(&a6, key);
+    return -1;
+}
+
 /* A client connecting, at debug: its id and address (the one its proxy saw when trusted). */
-static void client_log(struct conn *c, const struct http_request *req, const char *id)
+static void client_log(struct conn *c, const char *id, const char *fwd)
 {
     char addr[64];
     conn_peer_addr(c, addr, sizeof addr);
-    const struct http_header *h = NULL;
-    if (cfg.trust_proxy) h = http_header_get(req, "x-real-ip");
-    if (cfg.trust_proxy && !h) h = http_header_get(req, "x-forwarded-for");
-    const char *v = h ? h->value : NULL;
-    size_t vl = h ? h->value_len : 0;
-    if (v) { /* the last entry: the one our proxy added */
-        const char *comma = memrchr(v, ',', vl);
-        if (comma) {
-            vl -= (size_t)(comma + 1 - v);
-            v = comma + 1;
-        }
-        while (vl && *v == ' ')
-            v++, vl--;
-    }
-    int safe = v && vl && vl < 64;
-    for (size_t i = 0; safe && i < vl; i++)
-        safe = v[i] > 0x20 && v[i] < 0x7f;
-    if (safe)
-        conn_log(LOG_DEBUG, "client.connect", "%.8s from %.*s (via %s)", id, (int)vl, v, addr);
+    if (fwd)
+        conn_log(LOG_DEBUG, "client.connect", "%.8s from %s (via %s)", id, fwd, addr);
     else
         conn_log(LOG_DEBUG, "client.connect", "%.8s from %s", id, addr);
 }
@@ -441,6 +526,19 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
         http_fail(c, 401, "Unauthorized\n");
         return;
     }
+    /* behind our proxy: the per-address limits apply to the address it forwards */
+    char fwd[64];
+    uint8_t fkey[16];
+    int forwarded = forwarded_addr(c, req, fwd, fkey) == 0;
+    int a = forwarded ? conn_claim_addr(c, fkey) : CONN_ADDR_OK;
+    if (a != CONN_ADDR_OK) { /* counted by the connection layer */
+        const char *text = a == CONN_ADDR_TOO_MANY ? "Too many connections from your address\n"
+                                                   : "Connecting too fast from your address\n";
+        conn_log(LOG_INFO, "refused", "%s: %.*s", fwd, (int)strlen(text) - 1, text);
+        http_answer(c, 429, text, "Retry-After: 1\r\n", 0);
+        conn_close(c, 0, "http");
+        return;
+    }
     char accept[29];
     ws_accept_key(key->value, key->value_len, accept);
     char head[160];
@@ -467,7 +565,7 @@ static void ws_upgrade(struct conn *c, const struct http_request *req)
         conn_close(c, WS_CLOSE_POLICY, "Maximum connections reached");
         return;
     }
-    client_log(c, req, id);
+    client_log(c, id, forwarded ? fwd : NULL);
     const char *why = NULL;
     if (!peer_open(c, id, hub_secret_ok(req), &why))
         conn_close(c, WS_CLOSE_POLICY, why); /* else it said connected */
@@ -550,18 +648,42 @@ static void write_metrics(struct json_writer *w)
               ps->in, PEER_T_N);
     metric_by(w, "messages_sent_total", "counter", "Messages queued to peers, by type.", "type",
               peer_type_names, ps->out, PEER_T_N);
-    uint64_t rf[REFUSE_N + 2];
-    const char *rn[REFUSE_N + 2];
-    for (int i = 0; i < REFUSE_N; i++) {
-        rf[i] = refused[i];
-        rn[i] = refuse_names[i];
+    static const char *const conn_refuse_names[CONN_REFUSE_N] = {"memory", "http_connections",
+                                                                 "per_ip", "connect_rate_ip"};
+    uint64_t rf[REFUSE_N + CONN_REFUSE_N + 2];
+    const char *rn[REFUSE_N + CONN_REFUSE_N + 2];
+    int nr = 0;
+    for (int i = 0; i < REFUSE_N; i++, nr++) {
+        rf[nr] = refused[i];
+        rn[nr] = refuse_names[i];
     }
-    rf[REFUSE_N] = ps->refused_duplicate;
-    rn[REFUSE_N] = "duplicate_peer_id";
-    rf[REFUSE_N + 1] = ps->refused_full;
-    rn[REFUSE_N + 1] = "peer_table_full";
+    for (int i = 0; i < CONN_REFUSE_N; i++, nr++) {
+        rf[nr] = cs->refused[i];
+        rn[nr] = conn_refuse_names[i];
+    }
+    rf[nr] = ps->refused_duplicate;
+    rn[nr++] = "duplicate_peer_id";
+    rf[nr] = ps->refused_full;
+    rn[nr++] = "peer_table_full";
     metric_by(w, "refused_total", "counter", "Requests and connections refused, by reason.",
-              "reason", rn, rf, REFUSE_N + 2);
+              "reason", rn, rf, nr);
+    metric_by(w, "rate_limited_total", "counter",
+              "Messages dropped over a connection's rate, by kind.", "kind", peer_rate_names,
+              ps->rate_limited, PEER_RATE_N);
+    metric1(w, "announce_repeats_total", "counter",
+            "Announces identical to the last one (not broadcast again).", ps->repeats);
+    metric1(w, "held_back_total", "counter",
+            "Times a producer was not read (memory past half the budget, or a receiver's queue "
+            "past half its cap).",
+            cs->held);
+    metric1(w, "shed_memory_total", "counter",
+            "Producers closed (1013) with memory past 7/8 of the budget.", cs->shed_memory);
+    metric1(w, "remote_peers_refused_total", "counter",
+            "Remote peers not kept for the memory budget.", ps->remote_refused);
+    metric1(w, "memory_budget_bytes", "gauge", "MAX_MEMORY.", conn_mem_budget());
+    metric1(w, "memory_accounted_bytes", "gauge",
+            "What the budget counts: buffers, connections, announce data, remote peers.",
+            conn_mem_used());
     metric1(w, "peers_replaced_total", "counter",
             "Silent old connections closed for a new one with the same peer id.", ps->replaced);
     metric1(w, "connections", "gauge", "Open connections (HTTP, WebSocket, hub links, DNS).",
@@ -628,9 +750,9 @@ static void http_route(struct conn *c, const struct http_request *req, int keep)
     conn_send_raw(c, response, n);
 }
 
-/* Requests on an accepted connection, pipelined ones in order. Returns the bytes used (whole
- * requests with their bodies); after an upgrade the connection layer reads the rest as
- * frames. */
+/* Requests on an accepted connection, pipelined ones in order: one per call, the connection
+ * layer offers the rest again once the answer is out. Returns the bytes used (whole requests
+ * with their bodies); after an upgrade the connection layer reads the rest as frames. */
 static size_t http_on_data(struct conn *c, void *owner, const char *p, size_t n)
 {
     size_t used = 0;
@@ -681,6 +803,7 @@ static size_t http_on_data(struct conn *c, void *owner, const char *p, size_t n)
         }
         http_route(c, &req, keep);
         if (!keep) conn_close(c, 0, "http");
+        break; /* one answer in flight: the next request once this one is out */
     }
     return used;
 }
@@ -862,15 +985,77 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
+/* A number from a one-line file (cgroup limits), or 0 ("max", absent, unreadable). */
+static uint64_t file_u64(const char *path)
+{
+    char b[64] = "";
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int ok = fgets(b, sizeof b, f) != NULL;
+    fclose(f);
+    uint64_t v = 0;
+    for (const char *q = b; ok && *q >= '0' && *q <= '9'; q++)
+        v = v < UINT64_MAX / 10 - 10 ? v * 10 + (uint64_t)(*q - '0') : UINT64_MAX;
+    return v;
+}
+
+/* MAX_MEMORY unset: half of the memory this process may use (the cgroup's memory.max, as a
+ * systemd unit's MemoryMax or a container's --memory set it, or the machine's RAM), so that
+ * a 1 GB VM gets 512 MiB and the rest stays for the kernel's socket buffers and the heap's
+ * slack; 512 MiB when neither can be read. */
+static uint64_t memory_default(const char **from)
+{
+    uint64_t lim = 0, ram = 0;
+    char line[512], path[600];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "0::", 3)) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
+            lim = file_u64(path);
+        }
+    if (f) fclose(f);
+    if (!lim) lim = file_u64("/sys/fs/cgroup/memory.max");
+    if (!lim) lim = file_u64("/sys/fs/cgroup/memory/memory.limit_in_bytes"); /* cgroup v1 */
+    if (lim >= (1ull << 50)) lim = 0;                                       /* v1: no limit */
+    f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "MemTotal:", 9)) ram = strtoull(line + 9, NULL, 10) << 10;
+    if (f) fclose(f);
+    *from = lim && (!ram || lim < ram) ? "half the cgroup's memory.max" : "half the RAM";
+    uint64_t have = lim && (!ram || lim < ram) ? lim : ram;
+    if (!have) {
+        *from = "neither the cgroup limit nor the RAM could be read";
+        return 512u << 20;
+    }
+    return have / 2 < (16u << 20) ? 16u << 20 : have / 2;
+}
+
+static const char *mem_from; /* where the memory budget came from, for the ready line */
+
 static int setup(void)
 {
+    mem_from = "MAX_MEMORY";
+    /* the derived limits; the log says where the budget came from */
+    if (!cfg.max_memory_set) cfg.max_memory = memory_default(&mem_from);
+    if (!cfg.max_http) cfg.max_http = cfg.max_connections / 4 > 256 ? cfg.max_connections / 4 : 256;
+    if (cfg.per_ip < 0) cfg.per_ip = 256;
+    if (cfg.connect_rate < 0) cfg.connect_rate = 50;
     struct conn_config cc = {.max_message_size = cfg.max_message_size,
                              .ping_interval_ms = cfg.ping_interval_ms,
-                             .log_level = cfg.log_level};
+                             .log_level = cfg.log_level,
+                             .max_memory = cfg.max_memory,
+                             .max_http = cfg.max_http,
+                             .per_addr = (uint32_t)cfg.per_ip,
+                             .addr_rate = (uint32_t)cfg.connect_rate,
+                             .addr_burst = cfg.per_ip ? (uint32_t)cfg.per_ip : 256,
+                             .nproxies = cfg.nproxies};
+    memcpy(cc.proxies, cfg.proxies, sizeof cc.proxies);
     struct peer_config pc = {.max_connections = cfg.max_connections,
                              .max_message_size = cfg.max_message_size,
                              .ping_interval_ms = cfg.ping_interval_ms,
-                             .hub_ns = cfg.hub_ns};
+                             .hub_ns = cfg.hub_ns,
+                             .rate_limits = cfg.rate_limits};
     response = malloc(RESPONSE_MAX);
     if (conn_init(&cc) || !response || peer_init(&pc)) {
         fprintf(stderr, "peerpigeon: out of memory\n");
@@ -925,9 +1110,11 @@ int main(int argc, char **argv)
     }
     if (open_listeners() < 0) return 1;
     if (cfg.is_hub) hub_set_port(bound_port);
-    conn_log(LOG_INFO, "ready", "peerpigeon " PP_VERSION " ready: port %d, max %u connections%s%s",
-             bound_port, cfg.max_connections, cfg.is_hub ? ", hub " : "",
-             cfg.is_hub ? cfg.hub_id : "");
+    conn_log(LOG_INFO, "ready",
+             "peerpigeon " PP_VERSION " ready: port %d, max %u connections, memory budget %llu "
+             "MiB (%s)%s%s",
+             bound_port, cfg.max_connections, (unsigned long long)(cfg.max_memory >> 20),
+             mem_from, cfg.is_hub ? ", hub " : "", cfg.is_hub ? cfg.hub_id : "");
     conn_run(&stop_flag);
     conn_log(LOG_INFO, "shutdown", "stopped");
     if (cfg.is_hub) hub_free();

@@ -31,6 +31,7 @@ enum {
     WS_CLOSE_POLICY = 1008,
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_INTERNAL = 1011,
+    WS_CLOSE_TRY_AGAIN = 1013, /* IANA "Try Again Later": the server is overloaded */
 };
 
 void ws_sha1(const void *data, size_t len, uint8_t out[20]);

@@ -40,6 +40,7 @@ struct conn {
     void *owner;
     uint64_t last_heard, since;
     int pings; /* conn_ping calls */
+    int bulk;  /* conn_set_bulk */
     uint32_t timeout_ms;
     uint16_t close_code;
     int closed_by_call;
@@ -59,7 +60,8 @@ static int nconns;
 static uint32_t ws_open;
 static uint64_t now;
 static uint64_t rng = 1;
-static struct conn_config conf = {65536, 30000, LOG_INFO};
+static struct conn_config conf = {
+    .max_message_size = 65536, .ping_interval_ms = 30000, .log_level = LOG_INFO};
 static uint32_t max_connections = 1000;
 static int record = 1, abort_on = 1, violations, log_record, log_echo;
 static int fail_connect, fail_udp;
@@ -183,6 +185,50 @@ uint64_t conn_now_ms(void)
 uint64_t conn_wall_ms(void)
 {
     return FAKE_EPOCH_MS + now;
+}
+
+/* ---- conn.h: the memory budget (fake_set_budget sets it; 0 = none) ---- */
+
+static uint64_t fake_budget, fake_charged;
+
+void fake_set_budget(uint64_t bytes)
+{
+    fake_budget = bytes;
+}
+
+uint64_t fake_mem_charged(void)
+{
+    return fake_charged;
+}
+
+uint64_t conn_mem_used(void)
+{
+    return fake_charged;
+}
+
+uint64_t conn_mem_budget(void)
+{
+    return fake_budget;
+}
+
+void conn_mem_charge(int64_t bytes)
+{
+    fake_charged += (uint64_t)bytes;
+}
+
+int conn_mem_room(uint64_t share_used, uint64_t bytes)
+{
+    return !fake_budget || share_used + bytes <= fake_budget / 4;
+}
+
+void conn_set_bulk(struct conn *c, int on)
+{
+    if (known(c, "conn_set_bulk")) c->bulk = on;
+}
+
+int fake_bulk(const struct conn *c)
+{
+    return c->bulk;
 }
 
 void conn_ping(struct conn *c)

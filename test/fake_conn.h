@@ -122,6 +122,9 @@ void fake_log_record(int on);
 void fake_log_echo(int on);
 const char *fake_log_last(void);      /* "" if none */
 int fake_pings(const struct conn *c); /* conn_ping calls on c */
+int fake_bulk(const struct conn *c);      /* conn_set_bulk on c */
+void fake_set_budget(uint64_t bytes);    /* conn_mem_budget (0: none) */
+uint64_t fake_mem_charged(void);         /* the sum of conn_mem_charge */
 void fake_pong(struct conn *c);       /* c answers: heard now */
 
 /* ---- message helpers for the unit tests ---- */

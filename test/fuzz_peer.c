@@ -611,8 +611,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
     if (!ready) {
-        static const struct conn_config cc = {65536, PING_MS, LOG_DEBUG};
-        static const struct peer_config pc = {MAX_CONNECTIONS, 65536, PING_MS, HUB_NS};
+        static const struct conn_config cc = {
+        .max_message_size = 65536, .ping_interval_ms = PING_MS, .log_level = LOG_DEBUG};
+        static const struct peer_config pc = {.max_connections = MAX_CONNECTIONS,
+                                          .max_message_size = 65536,
+                                          .ping_interval_ms = PING_MS,
+                                          .hub_ns = HUB_NS,
+                                          .rate_limits = 1};
         FUZZ_ASSERT(conn_init(&cc) == 0);
         FUZZ_ASSERT(peer_init(&pc) == 0);
         fake_set_max_connections(MAX_CONNECTIONS);

@@ -44,7 +44,7 @@ suite install.sh 120 bash test/install.sh
 # mesh.js draws its schedule of faults from PP_SEED (random when unset): a fixed one here, so
 # that a run is the same schedule every time; PP_SEED= (empty) draws a new one
 export PP_SEED="${PP_SEED-4242}"
-for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/mesh.js test/chaos.js test/queue.js; do
+for t in test/e2e.js test/interop.js test/browser.js test/hub.js test/mesh.js test/chaos.js test/queue.js test/limits.js; do
     [ -f "$t" ] && suite "$(basename "$t")" 300 node "$t"
 done
 suite proxy.sh 180 bash test/proxy.sh

@@ -565,8 +565,13 @@ static void test_bad_answers(void)
 
 int main(void)
 {
-    static const struct conn_config cc = {65536, PING_MS, LOG_DEBUG};
-    static const struct peer_config pc = {1000, 65536, PING_MS, "pigeonhub-mesh"};
+    static const struct conn_config cc = {
+        .max_message_size = 65536, .ping_interval_ms = PING_MS, .log_level = LOG_DEBUG};
+    static const struct peer_config pc = {.max_connections = 1000,
+                                          .max_message_size = 65536,
+                                          .ping_interval_ms = PING_MS,
+                                          .hub_ns = "pigeonhub-mesh",
+                                          .rate_limits = 1};
     static const struct hub_config hc = {
         .id = HUBID,
         .ns = "pigeonhub-mesh",
