@@ -230,11 +230,9 @@ roles.victims = async ({ port, n, network, mode, data, localAddress, timeout, hu
     for (const t of timers) { clearTimeout(t); clearInterval(t); }
     const snap = () => connected.filter((p) => p.closed).length;
     const closedBeforeDrain = snap();
-    if (mode !== 'normal') {
-      // read what is there, briefly, so that closes behind queued data can be seen
-      for (const p of connected) p.ws.resume();
-      await sleep(1500);
-    }
+    // read what is there, briefly, so that closes behind queued data can be seen
+    for (const p of connected) p.ws.resume();
+    await sleep(1500);
     const closes = {};
     let bytesIn = 0;
     let msgs = 0;
@@ -651,8 +649,10 @@ function startServer(env) {
     let port = 0;
     const srv = {
       proc, get port() { return port; }, get log() { return log; }, events,
-      exited: new Promise((r) => proc.on('exit', (code, sig) => { live.delete(proc); r({ code, sig }); })),
+      stopping: false, exit: null,
+      exited: new Promise((r) => proc.on('exit', (code, sig) => { live.delete(proc); srv.exit = { code, sig, at: Date.now(), byUs: srv.stopping }; r({ code, sig }); })),
       async kill() {
+        srv.stopping = true;
         if (proc.exitCode === null && proc.signalCode === null) {
           proc.kill('SIGTERM');
           const t = setTimeout(() => proc.kill('SIGKILL'), 2000);
@@ -745,8 +745,9 @@ async function runAttack(spec) {
     const vres = [];
     for (const g of groups) vres.push({ g: g.g, ready: g.ready, res: await g.w.stop(15000).catch((e) => ({ error: e.message })) });
     const ares = await attacker.stop().catch(() => adone);
-    const exited = srv.proc.exitCode !== null || srv.proc.signalCode !== null;
-    return { spec, port, m0, m1: m1.error ? null : m1, m1err: m1.error, t0, attackMs, cready, ctl, poll, vres, adone, ares, after, exited, events: srv.events };
+    const exited = srv.exit;
+    const logTail = exited ? srv.log.split('\n').slice(-4).join(' / ') : '';
+    return { logTail, spec, port, m0, m1: m1.error ? null : m1, m1err: m1.error, t0, attackMs, cready, ctl, poll, vres, adone, ares, after, exited, events: srv.events };
   };
   try {
     return await withTimeout(body(), ATTACK_LIMIT_MS, `attack ${spec.key}`);
@@ -800,7 +801,7 @@ function summarize(r) {
   if (Object.keys(wsCloses).length) extra.push(`ws closes: ${fmtT(wsCloses)}`);
   if (Object.keys(httpCloses).length) extra.push(`http closes: ${fmtT(httpCloses)}`);
   if (r.poll.killed) extra.push(`SERVER KILLED at RSS > ${RSS_LIMIT_MB} MB`);
-  if (r.exited && !r.poll.killed) extra.push('SERVER EXITED');
+  if (r.exited && !r.poll.killed) extra.push(`SERVER EXITED at +${((r.exited.at - r.t0) / 1000).toFixed(1)} s, code ${r.exited.code} signal ${r.exited.sig}, not stopped by this script (a SIGTERM/SIGINT from outside gives code 0 and "server shutting down"); log tail: ${r.logTail}`);
   if (Object.keys(r.events).length) extra.push(`server log: ${fmtT(r.events)}`);
   if (r.m1err) extra.push(`metrics after: ${r.m1err}`);
   for (const v of r.vres) if (v.res.error) extra.push(`victims stop: ${v.res.error}`);
