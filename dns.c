@@ -203,7 +203,7 @@ static int next_line(FILE *f, char *line, size_t cap, const char *comment)
 }
 
 /* A numeric address (IPv4, or IPv6 without a zone) into *out, port 0; -1 if not one. */
-static int parse_addr(const char *s, struct sockaddr_storage *out)
+int dns_parse_addr(const char *s, struct sockaddr_storage *out)
 {
     struct sockaddr_storage sa;
     memset(&sa, 0, sizeof sa);
@@ -219,33 +219,36 @@ static int parse_addr(const char *s, struct sockaddr_storage *out)
     return 0;
 }
 
-int dns_hosts_lookup_in(const char *path, const char *name, struct sockaddr_storage *out)
+int dns_hosts_all_in(const char *path, const char *name, struct sockaddr_storage *out, int max)
 {
     FILE *f = fopen(path, "re");
     if (!f) return -1;
     char line[LINE_MAX_LEN];
-    struct sockaddr_storage v6;
-    int have_v6 = 0, found = 0;
-    while (!found && next_line(f, line, sizeof line, "#")) {
+    int n = 0;
+    /* IPv4 first (in file order), then IPv6: two passes over what was found */
+    struct sockaddr_storage v6[DNS_MAX_HOSTS];
+    int n6 = 0;
+    while (next_line(f, line, sizeof line, "#")) {
         char *save, *addr = strtok_r(line, " \t\r\n", &save), *h;
         struct sockaddr_storage sa;
-        if (!addr || parse_addr(addr, &sa)) continue;
+        if (!addr || dns_parse_addr(addr, &sa)) continue;
         while ((h = strtok_r(NULL, " \t\r\n", &save)))
             if (!strcasecmp(h, name)) break;
         if (!h) continue;
-        if (sa.ss_family == AF_INET) {
-            *out = sa;
-            found = 1;
-        } else if (!have_v6) {
-            v6 = sa;
-            have_v6 = 1;
-        }
+        if (sa.ss_family == AF_INET && n < max)
+            out[n++] = sa;
+        else if (sa.ss_family == AF_INET6 && n6 < DNS_MAX_HOSTS)
+            v6[n6++] = sa;
     }
     fclose(f);
-    if (found) return 0;
-    if (!have_v6) return -1;
-    *out = v6;
-    return 0;
+    for (int i = 0; i < n6 && n < max; i++)
+        out[n++] = v6[i];
+    return n ? n : -1;
+}
+
+int dns_hosts_lookup_in(const char *path, const char *name, struct sockaddr_storage *out)
+{
+    return dns_hosts_all_in(path, name, out, 1) > 0 ? 0 : -1;
 }
 
 int dns_hosts_lookup(const char *name, struct sockaddr_storage *out)
@@ -270,7 +273,7 @@ int dns_nameserver_in(const char *path, struct sockaddr_storage *out)
         while (rc && next_line(f, line, sizeof line, "#;")) {
             char *save, *kw = strtok_r(line, " \t\r\n", &save);
             char *addr = kw ? strtok_r(NULL, " \t\r\n", &save) : NULL;
-            if (kw && addr && !strcmp(kw, "nameserver") && !parse_addr(addr, out)) rc = 0;
+            if (kw && addr && !strcmp(kw, "nameserver") && !dns_parse_addr(addr, out)) rc = 0;
         }
         fclose(f);
     }

@@ -48,6 +48,12 @@ int dns_answer_parse(const uint8_t *buf, size_t len, uint16_t id, uint16_t qtype
  * -1 when not found or the file cannot be read. */
 int dns_hosts_lookup(const char *name, struct sockaddr_storage *out);
 int dns_hosts_lookup_in(const char *path, const char *name, struct sockaddr_storage *out);
+/* Every address of `name` in the file at `path` (IPv4 ones first, in file order, then IPv6),
+ * at most max (and at most DNS_MAX_HOSTS IPv6 ones): how many, or -1 for none. */
+#define DNS_MAX_HOSTS 8
+int dns_hosts_all_in(const char *path, const char *name, struct sockaddr_storage *out, int max);
+/* A numeric IPv4 or IPv6 address (no %zone) into *out (port 0): 0, or -1. */
+int dns_parse_addr(const char *s, struct sockaddr_storage *out);
 
 /* The first `nameserver` line with a numeric IPv4 or IPv6 address (no %zone) in `path`, port 53;
  * 127.0.0.1 when there is none or the file cannot be read. *out is always set. Returns 0 when

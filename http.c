@@ -482,7 +482,7 @@ static void write_health(struct json_writer *w, const struct http_info *in)
     JSON_LIT(w, "{\"status\":\"healthy\",\"timestamp\":");
     write_iso(w, in->now_wall_ms);
     JSON_LIT(w, ",\"uptime\":");
-    json_write_double(w, (double)in->uptime_ms / 1000.0);
+    json_write_seconds(w, in->uptime_ms);
     JSON_LIT(w, ",\"isHub\":");
     json_write_bool(w, in->is_hub);
     write_counts(w, in);

@@ -16,7 +16,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,15 +322,13 @@ static socklen_t sa_len(const struct sockaddr_storage *sa)
     return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-/* Without waiting on the network: a numeric address (AI_NUMERICHOST never does a lookup),
+/* Without waiting on the network: a numeric address,
  * localhost, then /etc/hosts (a file read). 0 with *sa set (port included), -1 for "ask DNS". */
 static int resolve_now(const struct link *l, struct sockaddr_storage *sa)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *res;
     memset(sa, 0, sizeof *sa);
-    if (getaddrinfo(l->host, NULL, &hints, &res) == 0) {
-        memcpy(sa, res->ai_addr, res->ai_addrlen);
-        freeaddrinfo(res);
+    if (dns_parse_addr(l->host, sa) == 0) {
+        /* numeric */
     } else if (!strcasecmp(l->host, "localhost")) {
         struct sockaddr_in *in = (struct sockaddr_in *)sa;
         in->sin_family = AF_INET;

@@ -10,7 +10,6 @@
  * NUL-terminate and leaves U+2028/U+2029 and bytes >= 0x80 as they are. */
 #include "json.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -988,26 +987,21 @@ void json_write_i64(struct json_writer *w, int64_t v)
     json_write_raw(w, b + i, sizeof b - i);
 }
 
-/* Three decimals with trailing zeros trimmed; %.17g past 1e15, where %.3f would print hundreds
- * of digits. Both are valid JSON numbers; non-finite values are written as 0. */
-void json_write_double(struct json_writer *w, double v)
+/* ms as seconds: up to three decimals, trailing zeros trimmed ("12.3", "0.037", "5"). Integer
+ * arithmetic only: no floating-point formatting is linked in. */
+void json_write_seconds(struct json_writer *w, uint64_t ms)
 {
-    char b[64];
-    int n;
-    if (!isfinite(v)) v = 0;
-    if (v < 1e15 && v > -1e15) {
-        n = snprintf(b, sizeof b, "%.3f", v);
-        while (b[n - 1] == '0')
-            n--;
-        if (b[n - 1] == '.') n--;
-        if (n == 2 && b[0] == '-' && b[1] == '0') {
-            b[0] = '0';
-            n = 1;
-        }
-    } else {
-        n = snprintf(b, sizeof b, "%.17g", v);
+    char b[32];
+    int n = 0;
+    unsigned frac = (unsigned)(ms % 1000);
+    json_write_u64(w, ms / 1000);
+    if (!frac) return;
+    b[n++] = '.';
+    for (unsigned d = 100; d && frac; d /= 10) {
+        b[n++] = (char)('0' + frac / d);
+        frac %= d;
     }
-    if (n > 0 && (size_t)n < sizeof b) json_write_raw(w, b, (size_t)n);
+    json_write_raw(w, b, (size_t)n);
 }
 
 void json_write_bool(struct json_writer *w, int v)

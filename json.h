@@ -101,7 +101,7 @@ void json_write_raw(struct json_writer *w, const char *s, size_t n); /* verbatim
 void json_write_str(struct json_writer *w, const char *s, size_t n); /* quoted, escaped */
 void json_write_u64(struct json_writer *w, uint64_t v);
 void json_write_i64(struct json_writer *w, int64_t v);
-void json_write_double(struct json_writer *w, double v); /* %.3f style, finite */
+void json_write_seconds(struct json_writer *w, uint64_t ms); /* ms as seconds: "12.345" */
 void json_write_bool(struct json_writer *w, int v);
 /* `"key":` with key escaped; a comma is NOT added: the caller writes separators with raw. */
 void json_write_key(struct json_writer *w, const char *key);

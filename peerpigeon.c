@@ -14,8 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,14 +221,9 @@ static const char *config_set(const char *name, const char *v)
             if (!n || n >= sizeof tmp || cfg.nproxies == CONN_MAX_PROXIES) return e;
             memcpy(tmp, q, n);
             tmp[n] = 0;
-            struct sockaddr_in a4 = {.sin_family = AF_INET};
-            struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
-            if (inet_pton(AF_INET, tmp, &a4.sin_addr) == 1)
-                conn_addr_key(&a4, cfg.proxies[cfg.nproxies++]);
-            else if (inet_pton(AF_INET6, tmp, &a6.sin6_addr) == 1)
-                conn_addr_key(&a6, cfg.proxies[cfg.nproxies++]);
-            else
-                return e;
+            struct sockaddr_storage sa;
+            if (dns_parse_addr(tmp, &sa)) return e;
+            conn_addr_key(&sa, cfg.proxies[cfg.nproxies++]);
             q += (comma ? (size_t)(comma - q) + 1 : strlen(q));
         }
         cfg.trust_proxy = 1;
@@ -481,11 +476,8 @@ static int forwarded_addr(struct conn *c, const struct http_request *req, char o
     if (!vl || vl >= 64) return -1;
     memcpy(out, v, vl);
     out[vl] = 0;
-    struct sockaddr_in a4 = {.sin_family = AF_INET};
-    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
-    if (inet_pton(AF_INET, out, &a4.sin_addr) == 1) return conn_addr_key(&a4, key);
-    if (inet_pton(AF_INET6, out, &a6.sin6_addr) == 1) return conn_addr_key(&a6, key);
-    return -1;
+    struct sockaddr_storage sa;
+    return dns_parse_addr(out, &sa) ? -1 : conn_addr_key(&sa, key);
 }
 
 /* A client connecting, at debug: its id and address (the one its proxy saw when trusted). */
@@ -812,23 +804,62 @@ static const struct conn_handlers http_handlers = {.data = http_on_data};
 
 /* ---- listening ---- */
 
-/* HOST's addresses. "localhost" is the loopback addresses even without /etc/hosts (an empty
- * container root has none), as the hub dialler treats it. */
-static int resolve_host(const struct addrinfo *hints, struct addrinfo **res)
+/* A blocking DNS lookup at start (HOST is a name that /etc/hosts does not know): the A
+ * record, else the AAAA one, from the first nameserver, each asked twice 1 s apart. No libc
+ * resolver is linked in: this and dns.c are the whole of it. */
+static int host_dns(const char *name, struct sockaddr_storage *out)
 {
-    int local = !strcasecmp(cfg.host, "localhost");
-    /* unless /etc/hosts names it (as on any normal system: then the lookup reads only that
-     * file), localhost is looked up nowhere: a bare container root has no /etc/hosts, or one
-     * without localhost, and musl would ask a DNS server that is not there and wait 5 s */
-    struct sockaddr_storage ss;
-    int rc = local && dns_hosts_lookup("localhost", &ss) ? EAI_NONAME
-                                                         : getaddrinfo(cfg.host, "0", hints, res);
-    if (rc && local) {
-        struct addrinfo h = *hints;
-        h.ai_flags |= AI_NUMERICHOST;
-        rc = getaddrinfo("127.0.0.1", "0", &h, res);
+    struct sockaddr_storage ns;
+    if (dns_nameserver(&ns) < 0) return -1;
+    int fd = socket(ns.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    socklen_t nl = ns.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int rc = connect(fd, (struct sockaddr *)&ns, nl);
+    static const uint16_t types[2] = {DNS_QTYPE_A, DNS_QTYPE_AAAA};
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        uint16_t id;
+        uint8_t q[DNS_MAX_QUERY], a[1500];
+        conn_random(&id, sizeof id);
+        int ql = dns_query_build(name, id, types[t], q, sizeof q);
+        if (ql < 0) break;
+        for (int try = 0; try < 2; try++) {
+            if (send(fd, q, (size_t)ql, 0) != ql) break;
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            for (;;) { /* answers not to our question are skipped */
+                if (poll(&pf, 1, 1000) <= 0) break;
+                ssize_t n = recv(fd, a, sizeof a, 0);
+                if (n < 0) break;
+                int r = dns_answer_parse(a, (size_t)n, id, types[t], name, out);
+                if (r == DNS_OK) {
+                    close(fd);
+                    return 0;
+                }
+                if (r != DNS_E_MISMATCH && r != DNS_E_MALFORMED) {
+                    try = 2; /* a real "no": the next type */
+                    break;
+                }
+            }
+        }
     }
-    return rc;
+    close(fd);
+    return -1;
+}
+
+/* HOST's addresses into out[0..max): a numeric address; a name from /etc/hosts (every
+ * address it lists); "localhost" is 127.0.0.1 even without /etc/hosts (an empty container
+ * root has none), as the hub dialler treats it; else one address from DNS. How many, or -1. */
+static int host_addrs(struct sockaddr_storage *out, int max)
+{
+    if (dns_parse_addr(cfg.host, &out[0]) == 0) return 1;
+    int n = dns_hosts_all_in("/etc/hosts", cfg.host, out, max);
+    if (n > 0) return n;
+    if (!strcasecmp(cfg.host, "localhost")) return dns_parse_addr("127.0.0.1", &out[0]) ? -1 : 1;
+    return host_dns(cfg.host, &out[0]) ? -1 : 1;
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *sa)
+{
+    return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
 /* --health-check: GET /health from the server at HOST:PORT (a wildcard HOST is asked on
@@ -836,28 +867,28 @@ static int resolve_host(const struct addrinfo *hints, struct addrinfo **res)
  * there is no curl. */
 static int health_check_run(void)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
     if (!strcmp(cfg.host, "0.0.0.0") || !strcmp(cfg.host, "::") || !cfg.host[0])
         strcpy(cfg.host, cfg.host[0] == ':' ? "::1" : "127.0.0.1");
-    if (resolve_host(&hints, &res)) {
+    struct sockaddr_storage addrs[MAX_LISTEN];
+    int na = host_addrs(addrs, MAX_LISTEN);
+    if (na < 0) {
         fprintf(stderr, "peerpigeon: health check: cannot resolve %s\n", cfg.host);
         return 1;
     }
     int ok = 0;
-    for (struct addrinfo *a = res; a && !ok; a = a->ai_next) {
-        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    for (int i = 0; i < na && !ok; i++) {
+        int fd = socket(addrs[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
         struct timeval tv = {3, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        struct sockaddr_storage sa;
-        memcpy(&sa, a->ai_addr, a->ai_addrlen);
+        struct sockaddr_storage sa = addrs[i];
         dns_set_port(&sa, (uint16_t)cfg.port);
         static const char req[] = "GET /health HTTP/1.1\r\nHost: localhost\r\n"
                                   "Connection: close\r\n\r\n";
         char buf[2048];
         size_t n = 0;
-        if (connect(fd, (struct sockaddr *)&sa, a->ai_addrlen) == 0 &&
+        if (connect(fd, (struct sockaddr *)&sa, addr_len(&sa)) == 0 &&
             send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1)) {
             ssize_t r;
             while (n < sizeof buf && (r = recv(fd, buf + n, sizeof buf - n, 0)) > 0)
@@ -867,27 +898,25 @@ static int health_check_run(void)
         }
         close(fd);
     }
-    freeaddrinfo(res);
     if (!ok) fprintf(stderr, "peerpigeon: health check of %s port %d failed\n", cfg.host, cfg.port);
     return ok ? 0 : 1;
 }
 
-static int listen_on(const struct addrinfo *ai, int port)
+static int listen_on(const struct sockaddr_storage *ai, int port)
 {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ai->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ai->ai_family == AF_INET6) {
+    if (ai->ss_family == AF_INET6) {
         /* "::" serves IPv4 too; a specific v6 address only itself */
-        const struct sockaddr_in6 *a6 = (const void *)ai->ai_addr;
+        const struct sockaddr_in6 *a6 = (const void *)ai;
         int any = IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof one);
     }
-    struct sockaddr_storage sa;
-    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+    struct sockaddr_storage sa = *ai;
     dns_set_port(&sa, (uint16_t)port);
-    if (bind(fd, (struct sockaddr *)&sa, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, addr_len(&sa)) < 0 || listen(fd, 4096) < 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -918,31 +947,30 @@ static int bound_port_of(int fd)
 
 static int open_listeners(void)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-                    *res;
-    int rc = resolve_host(&hints, &res);
-    if (rc) {
-        fprintf(stderr, "peerpigeon: cannot resolve HOST '%s': %s\n", cfg.host, gai_strerror(rc));
+    struct sockaddr_storage res[MAX_LISTEN];
+    int nres = host_addrs(res, MAX_LISTEN);
+    if (nres < 0) {
+        fprintf(stderr,
+                "peerpigeon: cannot resolve HOST '%s': not an address, not in /etc/hosts, and "
+                "no answer from DNS\n",
+                cfg.host);
         return -1;
     }
     /* if "::" is offered, it covers 0.0.0.0 too: keep only the v6 wildcard */
     int have_v6_any = 0;
-    for (struct addrinfo *a = res; a; a = a->ai_next)
-        if (a->ai_family == AF_INET6 &&
-            IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr))
+    for (int i = 0; i < nres; i++)
+        if (res[i].ss_family == AF_INET6 &&
+            IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&res[i])->sin6_addr))
             have_v6_any = 1;
     int last = cfg.port == 0 ? 0 : cfg.port + PORT_PROBE;
     if (last > 65535) last = 65535;
     for (int port = cfg.port; port <= last && nlisten == 0; port++) {
-        for (struct addrinfo *a = res; a && nlisten < MAX_LISTEN; a = a->ai_next) {
-            if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-            if (have_v6_any && a->ai_family == AF_INET) continue;
+        for (int i = 0; i < nres && nlisten < MAX_LISTEN; i++) {
+            const struct sockaddr_storage *a = &res[i];
+            if (have_v6_any && a->ss_family == AF_INET) continue;
             int dup = 0;
-            for (struct addrinfo *b = res; b != a; b = b->ai_next)
-                if (b->ai_addrlen == a->ai_addrlen &&
-                    !memcmp(b->ai_addr, a->ai_addr, a->ai_addrlen))
+            for (int j = 0; j < i; j++)
+                if (res[j].ss_family == a->ss_family && !memcmp(&res[j], a, addr_len(a)))
                     dup = 1;
             if (dup) continue;
             int want = nlisten ? bound_port : port;
@@ -953,7 +981,7 @@ static int open_listeners(void)
                     break;
                 }
                 char host[64];
-                addr_text(a->ai_addr, host, sizeof host);
+                addr_text((const struct sockaddr *)a, host, sizeof host);
                 conn_log(nlisten ? LOG_WARN : LOG_ERROR, "listen",
                          "cannot listen on %s port %d: %s", host, want, strerror(errno));
                 if (nlisten == 0) continue;
@@ -962,11 +990,10 @@ static int open_listeners(void)
             if (nlisten == 0) bound_port = bound_port_of(fd);
             listen_fds[nlisten++] = fd;
             char host[64];
-            addr_text(a->ai_addr, host, sizeof host);
+            addr_text((const struct sockaddr *)a, host, sizeof host);
             conn_log(LOG_INFO, "listen", "listening on %s port %d", host, bound_port);
         }
     }
-    freeaddrinfo(res);
     if (nlisten == 0) {
         fprintf(stderr, "peerpigeon: could not listen on %s ports %d-%d\n", cfg.host, cfg.port,
                 last);

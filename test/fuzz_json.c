@@ -31,7 +31,7 @@
 #define json_write_str ref_json_write_str
 #define json_write_u64 ref_json_write_u64
 #define json_write_i64 ref_json_write_i64
-#define json_write_double ref_json_write_double
+#define json_write_seconds ref_json_write_seconds
 #define json_write_bool ref_json_write_bool
 #define json_write_key ref_json_write_key
 #include "../json.c"
@@ -49,7 +49,7 @@
 #undef json_write_str
 #undef json_write_u64
 #undef json_write_i64
-#undef json_write_double
+#undef json_write_seconds
 #undef json_write_bool
 #undef json_write_key
 #ifdef REF_DEFINED_SCALAR

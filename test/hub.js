@@ -1217,6 +1217,24 @@ const tests = [
       d.close();
     }
   }],
+  ['DNS: HOST as a name is looked up at start the same way (no libc resolver); NXDOMAIN and silence exit 1', async () => {
+    const d = await fakeDns((q) => [q.name === 'me.test' && q.qtype === 1 ? dnsReply(q, { a: ['127.0.0.1'] }) : q.name === 'silent.test' ? null : dnsReply(q, { rcode: 3 })].filter(Boolean));
+    try {
+      const h = await startServer({ ...dnsEnv(d), HOST: 'me.test' });
+      check(/listening on 127\.0\.0\.1 port \d+/.test(h.log), 'HOST=me.test: listening on the address DNS gave', h.log.slice(0, 300));
+      eq((await request(h, '/health')).status, 200, 'HOST=me.test: served');
+      await h.stop();
+      const nx = await runToExit({ ...dnsEnv(d), HOST: 'nx.test' }, 8000);
+      check(nx.code === 1 && /cannot resolve HOST 'nx\.test'/.test(nx.log), 'HOST=nx.test (NXDOMAIN): exit 1 naming it', nx);
+      const t0 = Date.now();
+      const sl = await runToExit({ ...dnsEnv(d), HOST: 'silent.test' }, 12000);
+      check(sl.code === 1 && /cannot resolve HOST/.test(sl.log) && Date.now() - t0 < 6000, `HOST=silent.test (no answer): exit 1 after the retries (${Date.now() - t0} ms)`, sl);
+      const hc = await runToExit({ ...dnsEnv(d), HOST: 'nx.test' }, 8000, undefined, ['--health-check']);
+      check(hc.code === 1, '--health-check with an unresolvable HOST: exit 1', hc);
+    } finally {
+      d.close();
+    }
+  }],
 ];
 
 // Offer one way, answer back, through the real client's sendSignalingMessage; exactly once each.

@@ -93,9 +93,9 @@ function startServer(env = {}, args = [], bin = BIN) {
 
 // Run the binary with env and wait for it to exit; { code, sig, log }. sh: a shell prefix
 // (e.g. 'ulimit -n 8;') run before exec'ing the binary.
-function runToExit(env, ms = 5000, bin = BIN) {
+function runToExit(env, ms = 5000, bin = BIN, args = []) {
   return new Promise((resolve) => {
-    const p = spawn(bin, [], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(bin, args, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     p.stderr.on('data', (d) => { log += d; });
     const t = setTimeout(() => p.kill('SIGKILL'), ms);

@@ -448,7 +448,22 @@ static void test_hosts(void)
     }
     struct sockaddr_storage sa;
     CHECK(dns_hosts_lookup_in("/nonexistent/hosts", "localhost", &sa) == -1);
+    /* every address of a name: IPv4 in file order, then IPv6; bounded by max */
+    struct sockaddr_storage all[4];
+    char t0[64], t1[64];
+    CHECK(dns_hosts_all_in(path, "both.test", all, 4) == 2);
+    addr_text(&all[0], t0, sizeof t0);
+    addr_text(&all[1], t1, sizeof t1);
+    CHECKF(!strcmp(t0, "10.9.9.9") && !strcmp(t1, "fe80::1"), "both.test: %s %s", t0, t1);
+    CHECK(dns_hosts_all_in(path, "both.test", all, 1) == 1);
+    CHECK(dns_hosts_all_in(path, "nope.test", all, 4) == -1);
+    CHECK(dns_hosts_all_in("/nonexistent/hosts", "localhost", all, 4) == -1);
     unlink(path);
+    /* numeric addresses */
+    CHECK(dns_parse_addr("192.0.2.7", &sa) == 0 && sa.ss_family == AF_INET);
+    CHECK(dns_parse_addr("2001:db8::1", &sa) == 0 && sa.ss_family == AF_INET6);
+    CHECK(dns_parse_addr("fe80::1%eth0", &sa) == -1 && dns_parse_addr("localhost", &sa) == -1);
+    CHECK(dns_parse_addr("1.2.3", &sa) == -1 && dns_parse_addr("", &sa) == -1);
 }
 
 static const struct {
