@@ -14,7 +14,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for r in $(seq 1 "$ROUNDS"); do
     for bin in "$@"; do
         port=$((40000 + RANDOM % 20000))
-        PORT=$port HOST=127.0.0.1 MAX_CONNECTIONS=100000 LOG_LEVEL=warn "$bin" 2>/dev/null &
+        PORT=$port HOST=127.0.0.1 MAX_CONNECTIONS=100000 LOG_LEVEL=warn RATE_LIMITS=false "$bin" 2>/dev/null &
         pid=$!
         sleep 0.4
         # warm-up run, then the measured one between two readings of the server's CPU time
