@@ -343,6 +343,7 @@ static int nticks;
 
 static void conn_gone(struct conn *c, const char *why);
 static void http_uncount(struct conn *c);
+static void conn_end(struct conn *c, uint16_t code, const char *reason, const char *why);
 static void flush_dirty(void);
 static int conn_queue_frame(struct conn *c, int op, const struct iovec *iov, int n);
 
@@ -665,6 +666,9 @@ void conn_expect(struct conn *c, size_t bytes)
      * runs into the cap at its second burst */
     if (bytes > UINT32_MAX) bytes = UINT32_MAX;
     if (bytes > c->burst) c->burst = (uint32_t)bytes;
+    /* sized once: growing by doubling would copy the queue over and over (a discovery list of
+     * a thousand peers took ~10 reallocations); a failure here is met again when queueing */
+    if (c->state == S_OPEN && bytes > BUF_MIN) buf_reserve(&c->wbuf, bytes, wbuf_max(c));
 }
 
 static size_t rbuf_max(const struct conn *c)
@@ -684,6 +688,15 @@ static void conn_set_events(struct conn *c, uint32_t events)
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+int conn_text_valid(struct conn *c, const char *msg, size_t len)
+{
+    if (!c->wr.defer_utf8 || c->wr.msg_op != WS_OP_TEXT ||
+        ws_utf8(WS_UTF8_OK, (const uint8_t *)msg, len) == WS_UTF8_OK)
+        return 1;
+    conn_end(c, WS_CLOSE_BAD_DATA, "invalid UTF-8", "protocol error");
+    return 0;
+}
+
 static struct conn *conn_new(int fd, int kind, uint32_t events)
 {
     if (fd >= conns_cap) {
@@ -698,6 +711,7 @@ static struct conn *conn_new(int fd, int kind, uint32_t events)
     c->fd = fd;
     c->kind = (uint8_t)kind;
     c->rbuf.in = c->msg.in = 1;
+    c->wr.defer_utf8 = (uint8_t)(conf.defer_utf8 != 0);
     mem_conns += sizeof *c;
     c->since = c->last_heard = c->last_ping = now;
     struct epoll_event ev = {.events = events, .data.ptr = c};

@@ -53,6 +53,9 @@ struct conn_config {
     /* not limited per address: loopback and these (16-byte keys, conn_addr_key) */
     uint8_t proxies[CONN_MAX_PROXIES][16];
     int nproxies;
+    /* text messages reach `message` without the UTF-8 check: every owner validates them as
+     * JSON (which checks UTF-8) and calls conn_text_valid when that fails */
+    int defer_utf8;
 };
 
 /* ---- counters, for /metrics ---- */
@@ -158,6 +161,9 @@ void conn_set_owner(struct conn *c, const struct conn_handlers *h, void *owner);
 void *conn_owner(const struct conn *c);
 int conn_is_open(const struct conn *c);
 uint64_t conn_last_heard(const struct conn *c);
+/* In `message`, when the owner's validation of the message failed: 1 if it is a binary
+ * message or valid UTF-8; else c is closed 1007 (RFC 6455 8.1) and 0. */
+int conn_text_valid(struct conn *c, const char *msg, size_t len);
 /* Ping it now (a WebSocket ping; any frame back, the pong included, counts as heard). */
 void conn_ping(struct conn *c);
 /* The errno behind the end of c (connect, read, write), or 0. */

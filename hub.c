@@ -1198,7 +1198,11 @@ static void hub_on_message(struct conn *c, void *owner, char *msg, size_t len)
     int long_type;
     const char *err;
     (void)owner;
-    if (peer_msg_parse(msg, len, &root, type, &tl, &long_type, &err) || long_type) return;
+    if (peer_msg_parse(msg, len, &root, type, &tl, &long_type, &err)) {
+        conn_text_valid(c, msg, len); /* 1007 when it is not even UTF-8 */
+        return;
+    }
+    if (long_type) return;
     if (!hub_handle(c, type, tl, &root))
         conn_log(LOG_DEBUG, "hub.message", "hub link: '%.*s' ignored", (int)tl, type);
 }

@@ -1076,6 +1076,7 @@ static int setup(void)
                              .per_addr = (uint32_t)cfg.per_ip,
                              .addr_rate = (uint32_t)cfg.connect_rate,
                              .addr_burst = cfg.per_ip ? (uint32_t)cfg.per_ip : 256,
+                             .defer_utf8 = 1,
                              .nproxies = cfg.nproxies};
     memcpy(cc.proxies, cfg.proxies, sizeof cc.proxies);
     struct peer_config pc = {.max_connections = cfg.max_connections,

@@ -455,7 +455,7 @@ int ws_reader_frame(struct ws_reader *r, const struct ws_frame *f, const uint8_t
     if (n > max_msg || r->msg_len > max_msg - n)
         return frame_fail(code, reason, WS_CLOSE_TOO_BIG, "message too big");
     r->msg_len += n;
-    if (r->msg_op == WS_OP_TEXT) {
+    if (r->msg_op == WS_OP_TEXT && !r->defer_utf8) {
         r->utf8 = ws_utf8(r->utf8, p, (size_t)n);
         if (r->utf8 == WS_UTF8_BAD || (f->fin && r->utf8 != WS_UTF8_OK))
             return frame_fail(code, reason, WS_CLOSE_BAD_DATA, "invalid UTF-8");

@@ -86,6 +86,7 @@ struct ws_reader {
     uint8_t msg_op;   /* its opcode (TEXT or BINARY) */
     uint32_t utf8;    /* validator state across its fragments */
     uint64_t msg_len; /* bytes so far */
+    uint8_t defer_utf8; /* text is not checked here: the owner validates it (ws_reader_frame) */
 };
 
 enum {
@@ -97,8 +98,10 @@ enum {
 /* Apply the message-level rules to a complete frame f whose payload (already unmasked) is
  * p[0..f->payload_len): continuation without a message, a new data frame inside a message
  * -> 1002; message total > max_msg -> 1009; invalid UTF-8 in a text message (checked per
- * fragment, incomplete sequence at the end) -> 1007; a close payload of 1 byte, an invalid
- * close code (RFC 6455 7.4) -> 1002, a reason that is not UTF-8 -> 1007.
+ * fragment, incomplete sequence at the end) -> 1007, unless r->defer_utf8: then the whole
+ * message goes to a reader that validates it anyway (JSON checks UTF-8) and checks it with
+ * ws_utf8 only when its own validation fails; a close payload of 1 byte, an invalid close code
+ * (RFC 6455 7.4) -> 1002, a reason that is not UTF-8 -> 1007.
  * Returns WS_R_* or WS_ERROR with *code and *reason set. */
 int ws_reader_frame(struct ws_reader *r, const struct ws_frame *f, const uint8_t *p,
                     uint64_t max_msg, uint16_t *code, const char **reason);
