@@ -298,9 +298,9 @@ struct conn {
     uint8_t bulk;        /* carries many peers' traffic (a hub link): see conn_set_bulk */
     uint8_t again;       /* K_HTTP: on the again list (its answer is out: the next request) */
     uint8_t counted_http; /* counts in http_open */
+    uint8_t ended;        /* CONN_END_* + 1 once it ended: the first cause counts */
     int32_t addr_slot;   /* its entry in the per-address table + 1, or 0 */
     uint32_t caused;     /* bytes it made us queue to others lately (halved every tick) */
-    uint8_t ended;       /* CONN_END_* + 1 once it ended: the first cause counts */
     int err;             /* errno behind its end, or 0 */
     uint32_t burst;      /* extra queue allowance (conn_expect) until the queue drains */
     uint32_t timeout_ms; /* K_DIAL: handshake, K_UDP: lifetime */

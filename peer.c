@@ -44,11 +44,14 @@ struct network {
 
 struct peer {
     char id[PEER_ID_LEN + 1];
+    /* the small fields fill the bytes after the id: 176 bytes in all (a 192-byte heap chunk) */
     uint8_t is_hub;     /* announced as a hub (a claim: shown as isHub, not flooded as a client) */
     uint8_t may_hub;    /* a claim gives hub rights (hub mode; HUB_SECRET presented if set) */
     uint8_t hub_rights; /* its fromPeerId and peer-discovered are honoured */
-    uint64_t probe_at;  /* mono ms of the ping sent when a newcomer claimed its id, or 0 */
     uint8_t remote;     /* learnt from a hub; conn is the link */
+    uint8_t strikes;    /* messages over a rate within RATE_WINDOW_MS */
+    uint8_t over;       /* too many: closed once its message is handled */
+    uint64_t probe_at;  /* mono ms of the ping sent when a newcomer claimed its id, or 0 */
     struct conn *conn;
     struct network *net;
     struct peer *prev, *next; /* in net's list */
@@ -57,11 +60,9 @@ struct peer {
     void *origin;             /* remote: the hub it is connected to (hub.c's), NULL = conn */
     uint64_t seq;             /* its announcement's origin sequence (hub mode; 0 = unknown) */
     uint32_t extra_len;
-    uint32_t ann_hash;       /* of its last announce (network, hub flag, data): a repeat is quiet */
-    uint32_t tat[PEER_RATE_N];    /* GCRA: when each allowance is whole again (loop ms, 32 bits) */
-    uint32_t strike_at;      /* loop ms of the last message over a rate */
-    uint8_t strikes;         /* ...within RATE_WINDOW_MS */
-    uint8_t over;            /* too many: closed once its message is handled */
+    uint32_t ann_hash;         /* of its last announce (network, hub flag, data): a repeat is quiet */
+    uint32_t tat[PEER_RATE_N]; /* GCRA: when each allowance is whole again (loop ms, 32 bits) */
+    uint32_t strike_at;        /* loop ms of the last message over a rate */
     uint64_t connected_at, registered_at, last_activity; /* wall ms */
 };
 
@@ -71,6 +72,7 @@ struct table {
     void **e;
     uint32_t *h;
     uint32_t mask, count, max;
+    uint32_t cap_max; /* slots it may grow to (twice max, a power of two) */
     const char *(*key)(const void *e, size_t *len);
 };
 
@@ -123,11 +125,19 @@ static uint32_t hash(const char *p, size_t n)
     return (uint32_t)peer_hash(p, n);
 }
 
+/* A table starts small and doubles while it is half full, up to twice its max: its memory
+ * follows what it holds (a table sized for MAX_CONNECTIONS from the start cost ~165 B per
+ * peer at 19,000 peers: every page of it is touched). Growing is an allocation per doubling,
+ * never per message. */
+#define TABLE_START 1024
+
 static int table_init(struct table *t, uint32_t max, const char *(*key)(const void *, size_t *))
 {
     uint32_t cap = 16;
     while (cap < 2 * max)
         cap *= 2;
+    t->cap_max = cap;
+    if (cap > TABLE_START) cap = TABLE_START;
     t->e = calloc(cap, sizeof *t->e);
     t->h = calloc(cap, sizeof *t->h);
     t->mask = cap - 1;
@@ -135,6 +145,32 @@ static int table_init(struct table *t, uint32_t max, const char *(*key)(const vo
     t->max = max;
     t->key = key;
     return t->e && t->h ? 0 : -1;
+}
+
+static int table_grow(struct table *t)
+{
+    uint32_t cap = (t->mask + 1) * 2, m = cap - 1;
+    void **e = calloc(cap, sizeof *e);
+    uint32_t *h = calloc(cap, sizeof *h);
+    if (!e || !h) {
+        free(e);
+        free(h);
+        return -1;
+    }
+    for (uint32_t i = 0; i <= t->mask; i++) {
+        if (!t->e[i]) continue;
+        uint32_t j = t->h[i] & m;
+        while (e[j])
+            j = (j + 1) & m;
+        e[j] = t->e[i];
+        h[j] = t->h[i];
+    }
+    free(t->e);
+    free(t->h);
+    t->e = e;
+    t->h = h;
+    t->mask = m;
+    return 0;
 }
 
 static void *table_find(const struct table *t, const char *k, size_t n)
@@ -152,6 +188,10 @@ static void *table_find(const struct table *t, const char *k, size_t n)
 static int table_add(struct table *t, void *e)
 {
     if (t->count >= t->max) return -1;
+    /* half full: double (out of memory: go on while a slot stays free for the probes) */
+    if (2 * (t->count + 1) > t->mask + 1 && t->mask + 1 < t->cap_max && table_grow(t) &&
+        t->count + 1 >= t->mask)
+        return -1;
     size_t n;
     const char *k = t->key(e, &n);
     uint32_t h = hash(k, n), i = h & t->mask;

@@ -82,10 +82,10 @@ uint32_t ws_utf8(uint32_t state, const uint8_t *p, size_t n);
 
 /* Message-level state of one direction of a connection. Zero-initialise. */
 struct ws_reader {
-    uint8_t in_msg;   /* a fragmented data message is in progress */
-    uint8_t msg_op;   /* its opcode (TEXT or BINARY) */
-    uint32_t utf8;    /* validator state across its fragments */
-    uint64_t msg_len; /* bytes so far */
+    uint64_t msg_len;   /* bytes so far */
+    uint32_t utf8;      /* validator state across its fragments */
+    uint8_t in_msg;     /* a fragmented data message is in progress */
+    uint8_t msg_op;     /* its opcode (TEXT or BINARY) */
     uint8_t defer_utf8; /* text is not checked here: the owner validates it (ws_reader_frame) */
 };
 
