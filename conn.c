@@ -296,6 +296,7 @@ struct conn {
     uint8_t paused;      /* K_LISTEN: out of descriptors, not polled until the next tick */
     uint8_t rpaused;     /* not read: a producer held back (memory, or a slow receiver) */
     uint8_t bulk;        /* carries many peers' traffic (a hub link): see conn_set_bulk */
+    uint8_t throttled;   /* queued to a receiver past half its cap since the last tick */
     uint8_t again;       /* K_HTTP: on the again list (its answer is out: the next request) */
     uint8_t counted_http; /* counts in http_open */
     uint8_t ended;        /* CONN_END_* + 1 once it ended: the first cause counts */
@@ -332,7 +333,6 @@ static struct conn *dirty_head, *dead_head, *again_head;
 static struct conn *cur_src; /* whose message is being handled */
 static uint32_t ws_open;     /* open accepted WebSocket connections */
 static uint32_t http_open;   /* accepted connections not (yet) upgraded */
-static int throttle;         /* a receiver's queue passed half its cap since the last tick */
 static uint8_t scratch[SCRATCH_SIZE];
 static int reserve_fd = -1;
 static struct {
@@ -816,12 +816,12 @@ static void mask_key(uint8_t out[4])
 }
 
 /* len bytes are queued to c while cur_src's message is handled: they count as cur_src's load,
- * and a receiver past half its cap holds the producers back until the next tick. */
+ * and feeding a receiver past half its cap holds cur_src back until the next tick. */
 static inline void attribute(struct conn *c, size_t len)
 {
     if (!cur_src || cur_src == c) return;
     cur_src->caused = cur_src->caused + len > UINT32_MAX ? UINT32_MAX : cur_src->caused + (uint32_t)len;
-    if (c->wbuf.len - c->wbuf.off > wbuf_max(c) / 2) throttle = 1;
+    if (c->wbuf.len - c->wbuf.off > wbuf_max(c) / 2) cur_src->throttled = 1;
 }
 
 /* Queue a frame: header (masked when we are the client) + the parts. */
@@ -1408,13 +1408,14 @@ static void conn_readable(struct conn *c)
 /* ---- holding producers back ---- */
 
 /* A producer (it made us queue PAUSE_MIN bytes lately) is not read while memory is past half
- * the budget, or, unless it is a hub link, while a receiver's queue is past half its cap:
+ * the budget, or, unless it is a hub link, until the next tick after it queued to a receiver
+ * whose queue was past half its cap (only those who feed a slow receiver wait for it):
  * the load waits in its socket (TCP backpressure on the sender), not in our queues, and the
  * receivers it floods are not cut off for it. */
 static int held_back(const struct conn *c)
 {
     if (c->caused < PAUSE_MIN || c->state != S_OPEN) return 0;
-    return mem_pressed() || (throttle && !c->bulk && c->kind != K_DIAL);
+    return mem_pressed() || (c->throttled && !c->bulk && c->kind != K_DIAL);
 }
 
 static void hold(struct conn *c)
@@ -1542,12 +1543,12 @@ static void housekeeping(void)
     while (conns_top > 0 && !conns[conns_top - 1])
         conns_top--;
     if (reserve_fd < 0) reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    throttle = 0;
     addr_sweep();
     for (int fd = 0; fd < conns_top; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->state == S_DEAD) continue;
         c->caused >>= 1;
+        c->throttled = 0;
         if (c->rpaused && !held_back(c)) release(c);
         if (c->kind == K_LISTEN) {
             if (c->paused) {
