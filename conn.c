@@ -35,7 +35,7 @@
 #define SCRATCH_SIZE 65536
 #define BUF_MIN 512 /* smallest per-connection buffer; grows by doubling */
 #ifndef WBUF_BASE
-#define WBUF_BASE (1u << 20) /* queued output cap: 1 MiB + 1 max message; more = slow reader */
+#define WBUF_BASE (1u << 20) /* queued output cap: 1 MiB (or one max message + 64 KiB) */
 #endif
 #define PAUSE_MIN (64u << 10) /* a connection that caused this much output lately is a producer */
 #define BIG_INPUT (64u << 10) /* a read buffer past this counts against the input budget */
@@ -655,7 +655,10 @@ int conn_on_tick(void (*fn)(void *arg), void *arg)
  * discovery list of a big network, a hub sync) until the queue drains. */
 static size_t wbuf_max(const struct conn *c)
 {
-    size_t cap = WBUF_BASE + conf.max_message_size;
+    /* room for one message of the largest size on top of some traffic, no more: 200 clients
+     * that never read hold at most ~200 MiB */
+    size_t cap = conf.max_message_size + WS_MAX_HEADER + (64u << 10);
+    if (cap < WBUF_BASE) cap = WBUF_BASE;
     if (conf.max_memory && cap > conf.max_memory / 8) cap = conf.max_memory / 8;
     return cap + c->burst;
 }

@@ -16,7 +16,7 @@ const SEED = process.env.CHAOS_SEED !== undefined ? Number(process.env.CHAOS_SEE
   : (Math.random() * 2 ** 32) >>> 0;
 const CHAOS_MS = Number(process.env.CHAOS_MS || 22000);
 const MAX_MSG = 65536;
-const CAP = (1 << 20) + MAX_MSG; // the server's output queue cap for a slow reader
+const CAP = Math.max(1 << 20, MAX_MSG + 14 + 65536); // the server's output queue cap for a slow reader
 const NET = 'ctl';
 console.log(`chaos seed: ${SEED} (replay with CHAOS_SEED=${SEED})`);
 
