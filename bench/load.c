@@ -53,8 +53,10 @@ static struct {
     int port;
     int pairs, window, duration, warmup;
     int peers, group, hold, timeout;
+    int real_order; /* -k real: the npm client's key order (data before targetPeerId) */
+    int server_pid; /* -P pid: read the server's CPU time around the measured relay window */
 } opt = {.mode = NULL, .port = 3000, .pairs = 50, .window = 16, .duration = 10, .warmup = 2,
-         .peers = 1000, .group = 100, .hold = 5, .timeout = 60};
+         .peers = 1000, .group = 100, .hold = 5, .timeout = 60, .real_order = 0};
 
 static struct client *cl;
 static int ncl;
@@ -96,6 +98,24 @@ static void die(const char *what)
 {
     fprintf(stderr, "load: %s: %s\n", what, strerror(errno));
     exit(1);
+}
+
+/* utime + stime of a process (all its threads) in clock ticks, from /proc/<pid>/stat; -1 if
+ * unreadable. Fields 14 and 15, counted after the ")" that ends the command name. */
+static long long proc_ticks(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
 }
 
 /* ---- output ---- */
@@ -260,7 +280,11 @@ static void send_announce(struct client *c, const char *net)
     c->announced = 1;
 }
 
-/* The offer: {"type":"offer",...,"data":{"ts":"<20 digits>","type":"offer","sdp":"..."}}. */
+/* The offer, with data = {"ts":"<20 digits>","type":"offer","sdp":"..."}. Key order "last"
+ * (-k last, the default): {"type":"offer","targetPeerId":...,"networkName":...,"data":...}.
+ * Key order "real" (-k real): what the npm client (peerpigeon 1.1.3, SignalingClient.js
+ * sendSignalingMessage) sends: {type, data, maxPeers, networkName, targetPeerId} in that
+ * order (maxPeers 3 is PeerPigeonMesh's default), so the target comes after the 2.8 KB data. */
 static void build_offer(void)
 {
     char sdp[SDP_TARGET + 256];
@@ -282,10 +306,16 @@ static void build_offer(void)
     }
     sdp[sl] = 0;
     offer_tpl = malloc(sl + 512);
-    int n = sprintf(offer_tpl,
-                    "{\"type\":\"offer\",\"targetPeerId\":\"%040d\",\"networkName\":\"bench\","
-                    "\"data\":{\"ts\":\"%020d\",\"type\":\"offer\",\"sdp\":\"%s\"}}",
-                    0, 0, sdp);
+    int n = opt.real_order
+                ? sprintf(offer_tpl,
+                          "{\"type\":\"offer\",\"data\":{\"ts\":\"%020d\",\"type\":\"offer\","
+                          "\"sdp\":\"%s\"},\"maxPeers\":3,\"networkName\":\"bench\","
+                          "\"targetPeerId\":\"%040d\"}",
+                          0, sdp, 0)
+                : sprintf(offer_tpl,
+                          "{\"type\":\"offer\",\"targetPeerId\":\"%040d\",\"networkName\":\"bench\","
+                          "\"data\":{\"ts\":\"%020d\",\"type\":\"offer\",\"sdp\":\"%s\"}}",
+                          0, 0, sdp);
     offer_len = (size_t)n;
     offer_target_at = (size_t)(strstr(offer_tpl, "targetPeerId\":\"") - offer_tpl) + 15;
     offer_ts_at = (size_t)(strstr(offer_tpl, "\"ts\":\"") - offer_tpl) + 6;
@@ -519,10 +549,12 @@ static int run_relay(void)
     uint64_t meas_start = start + (uint64_t)opt.warmup * 1000000000ull;
     uint64_t end = meas_start + (uint64_t)opt.duration * 1000000000ull;
     uint64_t t;
+    long long cpu0 = -1, cpu1 = -1;
     while ((t = now_ns()) < end && ndead == 0) {
         if (!measuring && t >= meas_start) {
             measuring = 1;
             meas_start = t;
+            if (opt.server_pid) cpu0 = proc_ticks(opt.server_pid);
         }
         for (int p = 0; p < np; p++)
             while (inflight[p] < opt.window) {
@@ -532,19 +564,31 @@ static int run_relay(void)
         flush_all();
         loop_once(10);
     }
+    if (opt.server_pid) cpu1 = proc_ticks(opt.server_pid);
     double secs = (double)(now_ns() - meas_start) / 1e9;
     if (ndead) {
         fprintf(stderr, "load: %d clients died during the run\n", ndead);
         return 1;
     }
-    printf("relay: %d pairs, window %d, %zu-byte offers (data %s), %.1f s measured\n", np,
-           opt.window, offer_len, "~2.8 KB", secs);
+    printf("relay: %d pairs, window %d, %zu-byte offers (data %s, key order %s), %.1f s measured\n",
+           np, opt.window, offer_len, "~2.8 KB", opt.real_order ? "real" : "last", secs);
     printf("RESULT relay offers_per_s=%.0f p50_us=%llu p99_us=%llu max_us=%llu mean_us=%.0f "
            "delivered=%llu\n",
            (double)delivered_meas / secs, (unsigned long long)pct(0.50),
            (unsigned long long)pct(0.99), (unsigned long long)lat_max_us,
            delivered_meas ? (double)lat_sum_us / (double)delivered_meas : 0.0,
            (unsigned long long)delivered_meas);
+    if (opt.server_pid) {
+        if (cpu0 < 0 || cpu1 < 0) {
+            fprintf(stderr, "load: cannot read /proc/%d/stat\n", opt.server_pid);
+        } else {
+            /* the server's CPU time over exactly the measured window, per offer delivered in
+             * it (10 ms ticks: about 1 % over a few seconds at full load) */
+            double us = (double)(cpu1 - cpu0) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+            printf("RESULT cpu server_cpu_us=%.0f server_us_per_msg=%.3f server_cpu_share=%.2f\n",
+                   us, delivered_meas ? us / (double)delivered_meas : 0.0, us / 1e6 / secs);
+        }
+    }
     return 0;
 }
 
@@ -608,8 +652,12 @@ static void usage(void)
     fprintf(stderr,
             "usage: load relay|discover|idle [-p port] [-n pairs] [-w window] [-d secs]\n"
             "            [-W warmup-secs] [-m peers] [-g peers-per-network] [-H hold-secs]\n"
-            "            [-t timeout-secs]\n"
-            "  relay:    n pairs announce into one network; each sender keeps w offers in flight\n"
+            "            [-t timeout-secs] [-k last|real] [-P server-pid]\n"
+            "  relay:    n pairs announce into one network; each sender keeps w offers in flight;\n"
+            "            -k: offer key order, targetPeerId first and data last (default) or the\n"
+            "            npm client's (type, data, maxPeers, networkName, targetPeerId);\n"
+            "            -P: also print the server's CPU time (utime+stime from /proc) over the\n"
+            "            measured window, and per delivered offer\n"
             "  discover: m peers connect, then all announce at once into one network\n"
             "  idle:     m peers announce into networks of g and stay idle for H seconds;\n"
             "            prints IDLE_READY when settled\n");
@@ -623,6 +671,13 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (argv[i][0] != '-' || !argv[i][1] || argv[i][2] || i + 1 >= argc) usage();
         int v = atoi(argv[i + 1]);
+        if (argv[i][1] == 'k') {
+            if (!strcmp(argv[i + 1], "real")) opt.real_order = 1;
+            else if (!strcmp(argv[i + 1], "last")) opt.real_order = 0;
+            else usage();
+            i++;
+            continue;
+        }
         switch (argv[i][1]) {
         case 'p': opt.port = v; break;
         case 'n': opt.pairs = v; break;
@@ -633,6 +688,7 @@ int main(int argc, char **argv)
         case 'g': opt.group = v; break;
         case 'H': opt.hold = v; break;
         case 't': opt.timeout = v; break;
+        case 'P': opt.server_pid = v; break;
         default: usage();
         }
         i++;
