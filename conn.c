@@ -579,9 +579,12 @@ static void addr_sweep(void)
     }
 }
 
-int conn_claim_addr(struct conn *c, const uint8_t key[16])
+/* Count one connection against `key`: CONN_ADDR_OK with *slot = its entry + 1 (0: not
+ * counted, exempt or the table full), or a refusal (counted in the stats). */
+static int addr_take(const uint8_t key[16], int32_t *slot)
 {
-    if (c->addr_slot || addr_exempt(key)) return CONN_ADDR_OK;
+    *slot = 0;
+    if (addr_exempt(key)) return CONN_ADDR_OK;
     int i = addr_slot_of(key);
     if (i < 0) return CONN_ADDR_OK;
     struct addr_slot *a = &addrs[i];
@@ -601,15 +604,24 @@ int conn_claim_addr(struct conn *c, const uint8_t key[16])
         a->tat += t;
     }
     a->conns++;
-    c->addr_slot = i + 1;
+    *slot = i + 1;
     return CONN_ADDR_OK;
+}
+
+static void addr_untake(int32_t slot)
+{
+    if (slot && addrs[slot - 1].conns) addrs[slot - 1].conns--;
+}
+
+int conn_claim_addr(struct conn *c, const uint8_t key[16])
+{
+    if (c->addr_slot) return CONN_ADDR_OK;
+    return addr_take(key, &c->addr_slot);
 }
 
 static void addr_release(struct conn *c)
 {
-    if (!c->addr_slot) return;
-    struct addr_slot *a = &addrs[c->addr_slot - 1];
-    if (a->conns) a->conns--;
+    addr_untake(c->addr_slot);
     c->addr_slot = 0;
 }
 
@@ -773,24 +785,28 @@ int conn_error(const struct conn *c)
     return c->err;
 }
 
+/* "203.0.113.7:52114", "[2001:db8::1]:443" (sa NULL: "?:0") */
+static void sa_text(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa && sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    } else if (sa && sa->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    }
+    snprintf(out, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 void conn_peer_addr(const struct conn *c, char *out, size_t cap)
 {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *a = (const void *)&sa;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        } else if (sa.ss_family == AF_INET) {
-            const struct sockaddr_in *a = (const void *)&sa;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-        }
-    }
-    snprintf(out, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    sa_text(getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0 ? &sa : NULL, out, cap);
 }
 
 uint32_t conn_ws_count(void)
@@ -1457,17 +1473,23 @@ static void shed_producer(void)
 
 /* ---- accepting ---- */
 
-/* Refused before reading a request: the answer, then the close (its grace lets it be read). */
-static void refuse_early(struct conn *c, int status, const char *text)
+/* Refused at accept, before anything is kept for it: the answer (a fresh socket takes it
+ * whole), what the client already sent read and dropped (so that the close is a FIN, not a
+ * reset that could destroy the answer), and the descriptor closed at once: a flood of refused
+ * connections holds no descriptor. */
+static void refuse_fd(int fd, const struct sockaddr_storage *sa, int status, const char *text)
 {
     char body[128], head[512], addr[64];
     int bl = snprintf(body, sizeof body, "%s\n", text);
     size_t hl = http_write_response(head, sizeof head, status, "text/plain; charset=utf-8", body,
                                     (size_t)bl, NULL, 0, "Retry-After: 1\r\n");
-    conn_peer_addr(c, addr, sizeof addr);
+    sa_text(sa, addr, sizeof addr);
     conn_log(LOG_INFO, "refused", "%s: %s", addr, text);
-    if (hl) conn_send_raw(c, head, hl);
-    conn_close(c, 0, "refused");
+    if (hl && send(fd, head, hl, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) stats.bytes_out += hl;
+    shutdown(fd, SHUT_WR);
+    for (int i = 0; i < 4 && recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; i++) {
+    }
+    close(fd);
 }
 
 int conn_listen(int fd, const struct conn_handlers *h, void *owner)
@@ -1509,26 +1531,37 @@ static void accept_all(struct conn *l)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = conn_new(fd, K_HTTP, EPOLLIN);
         stats.accepted++;
-        if (!c) continue;
-        conn_set_owner(c, l->h, l->owner);
         uint8_t key[16];
-        int r = conn_addr_key(&sa, key) ? CONN_ADDR_OK : conn_claim_addr(c, key);
+        int32_t slot = 0;
+        int r = conn_addr_key(&sa, key) ? CONN_ADDR_OK : addr_take(key, &slot);
+        const char *no = NULL;
+        int status = 503;
         if (mem_critical()) {
             stats.refused[CONN_REFUSE_MEMORY]++;
-            refuse_early(c, 503, "Server busy: memory budget reached, try again later");
+            no = "Server busy: memory budget reached, try again later";
         } else if (conf.max_http && http_open >= conf.max_http) {
             stats.refused[CONN_REFUSE_HTTP]++;
-            refuse_early(c, 503, "Server busy: too many HTTP connections, try again later");
-        } else if (r == CONN_ADDR_TOO_MANY) {
-            refuse_early(c, 429, "Too many connections from your address");
-        } else if (r == CONN_ADDR_TOO_FAST) {
-            refuse_early(c, 429, "Connecting too fast from your address");
-        } else {
-            c->counted_http = 1;
-            http_open++;
+            no = "Server busy: too many HTTP connections, try again later";
+        } else if (r != CONN_ADDR_OK) {
+            status = 429;
+            no = r == CONN_ADDR_TOO_MANY ? "Too many connections from your address"
+                                         : "Connecting too fast from your address";
         }
+        if (no) {
+            addr_untake(slot);
+            refuse_fd(fd, &sa, status, no);
+            continue;
+        }
+        struct conn *c = conn_new(fd, K_HTTP, EPOLLIN);
+        if (!c) {
+            addr_untake(slot);
+            continue;
+        }
+        conn_set_owner(c, l->h, l->owner);
+        c->addr_slot = slot;
+        c->counted_http = 1;
+        http_open++;
     }
 }
 

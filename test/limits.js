@@ -250,6 +250,9 @@ test('CONNECT_RATE_PER_IP: a burst, then 429 "too fast" until the allowance refi
 
 test('a one-address flood does not fill MAX_CONNECTIONS', async () => {
   const S = await startServer({ MAX_CONNECTIONS: '200' });
+  const fds = () => fs.readdirSync(`/proc/${S.proc.pid}/fd`).length;
+  await sleep(100);
+  const base = fds();
   const socks = [];
   const t0 = Date.now();
   const tries = [];
@@ -258,6 +261,8 @@ test('a one-address flood does not fill MAX_CONNECTIONS', async () => {
   const got = rs.filter((r) => r.msgs[0] && r.msgs[0].type === 'connected').length;
   socks.push(...rs);
   check(got <= 256 && got < 200 + 1, `400 at once from one address: ${got} admitted (MAX_CONNECTIONS_PER_IP 256 default, connect burst) in ${Date.now() - t0} ms`);
+  const held = fds() - base;
+  check(held <= got + 5, `the refused ones hold no descriptor: ${held} more than at start for ${got} admitted`);
   const other = await from(S, '127.0.0.6');
   check(got < 200 ? other.msgs[0] && other.msgs[0].type === 'connected' : true, 'another address still gets in');
   for (const r of [...socks, other]) if (r.ws) r.ws.terminate();
