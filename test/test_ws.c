@@ -376,11 +376,11 @@ static void test_frame_header(void)
 static void test_mask(void)
 {
     static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-    uint8_t src[80], ref[80];
+    uint8_t src[160], ref[160];
     for (size_t i = 0; i < sizeof src; i++)
         src[i] = pat(i);
     for (uint64_t off = 0; off < 8; off++) {
-        for (size_t n = 0; n <= 70; n++) {
+        for (size_t n = 0; n <= 150; n++) {
             for (size_t i = 0; i < n; i++)
                 ref[i] = src[i] ^ mask[(off + i) % 4];
             /* whole, at an odd address */
