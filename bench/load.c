@@ -38,6 +38,7 @@ struct client {
     uint8_t want_out;
     uint8_t dirty;
     uint8_t announced;
+    uint8_t mute; /* discover -R: never reads after its announce */
     uint8_t upgraded;
     char id[41];
     uint8_t *rb; /* leftover partial frame */
@@ -55,6 +56,7 @@ static struct {
     int peers, group, hold, timeout;
     int real_order; /* -k real: the npm client's key order (data before targetPeerId) */
     int server_pid; /* -P pid: read the server's CPU time around the measured relay window */
+    int mute;       /* discover -R n: the first n peers never read after announcing */
 } opt = {.mode = NULL, .port = 3000, .pairs = 50, .window = 16, .duration = 10, .warmup = 2,
          .peers = 1000, .group = 100, .hold = 5, .timeout = 60, .real_order = 0};
 
@@ -172,7 +174,8 @@ static void queue_frame(struct client *c, int op, const void *p, size_t n)
 static void set_out(struct client *c, int on)
 {
     if (c->want_out == on) return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.u32 = (uint32_t)c->idx};
+    struct epoll_event ev = {.events = (c->mute ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0),
+                             .data.u32 = (uint32_t)c->idx};
     c->want_out = (uint8_t)on;
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -484,7 +487,7 @@ static void loop_once(int timeout_ms)
             }
             continue;
         }
-        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readable(c);
+        if (!c->mute && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) readable(c);
         if (c->state != C_DEAD && (evs[i].events & EPOLLOUT)) mark_dirty(c);
     }
     flush_all();
@@ -592,23 +595,55 @@ static int run_relay(void)
     return 0;
 }
 
+/* The server's peak RSS so far (VmHWM), kB; -1 if unknown. */
+static long server_hwm_kb(void)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", opt.server_pid);
+    FILE *f = opt.server_pid ? fopen(path, "r") : NULL;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return kb;
+}
+
 static int run_discover(void)
 {
     uint64_t deadline = now_ns() + (uint64_t)opt.timeout * 1000000000ull;
     make_clients(opt.peers, rnd());
     double ct = connect_all(deadline);
     if (ct < 0) return 1;
-    uint64_t want = (uint64_t)ncl * (uint64_t)(ncl - 1);
+    int readers = ncl - opt.mute;
+    /* every reader hears of every other reader at least (of a non-reader too, unless it was
+     * cut off before that reader announced) */
+    uint64_t want = opt.mute ? (uint64_t)readers * (uint64_t)(readers - 1)
+                             : (uint64_t)ncl * (uint64_t)(ncl - 1);
     uint64_t t0 = now_ns();
     for (int i = 0; i < ncl; i++) send_announce(&cl[i], "storm");
     flush_all();
+    for (int i = 0; i < opt.mute && i < ncl; i++) {
+        cl[i].mute = 1;
+        struct epoll_event ev = {.events = cl[i].want_out ? EPOLLOUT : 0, .data.u32 = (uint32_t)i};
+        epoll_ctl(epfd, EPOLL_CTL_MOD, cl[i].fd, &ev);
+    }
     while (discovered_total < want && now_ns() < deadline && ndead == 0) loop_once(50);
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("discover: %d peers connected in %.2f s; %llu of %llu peer-discovered in %.3f s\n", ncl,
-           ct, (unsigned long long)discovered_total, (unsigned long long)want, secs);
-    printf("RESULT discover peers=%d discovered_per_s=%.0f complete=%d secs=%.3f\n", ncl,
-           (double)discovered_total / secs, discovered_total == want, secs);
-    return discovered_total == want ? 0 : 1;
+    if (opt.mute) { /* then what else comes, until a quiet second */
+        uint64_t last = discovered_total, quiet = now_ns();
+        while (now_ns() < deadline && now_ns() - quiet < 1000000000ull) {
+            loop_once(50);
+            if (discovered_total != last) last = discovered_total, quiet = now_ns();
+        }
+    }
+    printf("discover: %d peers connected in %.2f s (%d never read); %llu of %llu peer-discovered "
+           "in %.3f s\n",
+           ncl, ct, opt.mute, (unsigned long long)discovered_total, (unsigned long long)want, secs);
+    printf("RESULT discover peers=%d discovered_per_s=%.0f complete=%d secs=%.3f", ncl,
+           (double)discovered_total / secs, discovered_total >= want, secs);
+    if (opt.server_pid) printf(" server_peak_rss_kb=%ld", server_hwm_kb());
+    printf("\n");
+    return discovered_total >= want ? 0 : 1;
 }
 
 static int run_idle(void)
@@ -652,13 +687,14 @@ static void usage(void)
     fprintf(stderr,
             "usage: load relay|discover|idle [-p port] [-n pairs] [-w window] [-d secs]\n"
             "            [-W warmup-secs] [-m peers] [-g peers-per-network] [-H hold-secs]\n"
-            "            [-t timeout-secs] [-k last|real] [-P server-pid]\n"
+            "            [-t timeout-secs] [-k last|real] [-P server-pid] [-R non-readers]\n"
             "  relay:    n pairs announce into one network; each sender keeps w offers in flight;\n"
             "            -k: offer key order, targetPeerId first and data last (default) or the\n"
             "            npm client's (type, data, maxPeers, networkName, targetPeerId);\n"
             "            -P: also print the server's CPU time (utime+stime from /proc) over the\n"
             "            measured window, and per delivered offer\n"
-            "  discover: m peers connect, then all announce at once into one network\n"
+            "  discover: m peers connect, then all announce at once into one network; -R: the\n"
+            "            first R never read after announcing; -P: print the server's peak RSS\n"
             "  idle:     m peers announce into networks of g and stay idle for H seconds;\n"
             "            prints IDLE_READY when settled\n");
     exit(2);
@@ -689,6 +725,7 @@ int main(int argc, char **argv)
         case 'H': opt.hold = v; break;
         case 't': opt.timeout = v; break;
         case 'P': opt.server_pid = v; break;
+        case 'R': opt.mute = v; break;
         default: usage();
         }
         i++;
