@@ -26,7 +26,7 @@
  * ping every few seconds, tens of signals per WebRTC connection. */
 static const struct {
     uint16_t burst, per_s;
-} rates[PEER_RATE_N] = {{20, 2}, {20, 2}, {100, 50}, {2000, 1000}, {30, 5}};
+} rates[PEER_RATE_N] = {{5, 1}, {5, 1}, {100, 50}, {2000, 1000}, {30, 5}};
 const char *const peer_rate_names[PEER_RATE_N] = {"announce", "goodbye", "ping", "signal",
                                                   "error"};
 #define RATE_STRIKES 20

@@ -285,7 +285,7 @@ static const struct option_row {
     {"MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip",
      "connections per address or IPv6 /64 (default 256; 0: none)"},
     {"CONNECT_RATE_PER_IP", "--connect-rate-per-ip",
-     "new connections per second per address, after a burst of the above (default 50)"},
+     "new connections per second per address, after a burst of the above (default 10)"},
     {"RATE_LIMITS", "--rate-limits", "message rate limits per connection (default true)"},
 };
 #define NOPTIONS (sizeof options / sizeof *options)
@@ -1067,7 +1067,7 @@ static int setup(void)
     if (!cfg.max_memory_set) cfg.max_memory = memory_default(&mem_from);
     if (!cfg.max_http) cfg.max_http = cfg.max_connections / 4 > 256 ? cfg.max_connections / 4 : 256;
     if (cfg.per_ip < 0) cfg.per_ip = 256;
-    if (cfg.connect_rate < 0) cfg.connect_rate = 50;
+    if (cfg.connect_rate < 0) cfg.connect_rate = 10;
     struct conn_config cc = {.max_message_size = cfg.max_message_size,
                              .ping_interval_ms = cfg.ping_interval_ms,
                              .log_level = cfg.log_level,
