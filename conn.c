@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -433,6 +434,53 @@ int conn_open_fds(void)
     return n + 1 + (reserve_fd >= 0) + 3;
 }
 
+/* ---- pools ---- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_HEAP 1
+#endif
+#endif
+#define POOL_SLAB (256u << 10)
+
+void *conn_pool_get(struct conn_pool *p)
+{
+#ifdef POOL_HEAP
+    void *r = calloc(1, p->size);
+#else
+    size_t sz = (p->size + 15) & ~(size_t)15;
+    if (!p->free) { /* a new slab, threaded onto the free list */
+        uint8_t *s = mmap(NULL, POOL_SLAB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (s == MAP_FAILED) return NULL;
+        for (size_t off = 0; off + sz <= POOL_SLAB; off += sz) {
+            *(void **)(void *)(s + off) = p->free;
+            p->free = s + off;
+        }
+    }
+    void *r = p->free;
+    p->free = *(void **)r;
+    memset(r, 0, p->size);
+#endif
+    if (r) p->used++;
+    return r;
+}
+
+void conn_pool_put(struct conn_pool *p, void *r)
+{
+    if (!r) return;
+    p->used--;
+#ifdef POOL_HEAP
+    free(r);
+#else
+    *(void **)r = p->free;
+    p->free = r;
+#endif
+}
+
+static struct conn_pool conn_recs = {.size = sizeof(struct conn)};
+
 /* ---- the memory budget ---- */
 
 uint64_t conn_mem_used(void)
@@ -726,7 +774,7 @@ static struct conn *conn_new(int fd, int kind, uint32_t events)
         close(fd);
         return NULL;
     }
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = conn_pool_get(&conn_recs);
     if (!c) {
         close(fd);
         return NULL;
@@ -740,7 +788,7 @@ static struct conn *conn_new(int fd, int kind, uint32_t events)
     struct epoll_event ev = {.events = events, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         close(fd);
-        free(c);
+        conn_pool_put(&conn_recs, c);
         mem_conns -= sizeof *c;
         return NULL;
     }
@@ -1012,7 +1060,7 @@ static void conn_reap(void)
 #ifdef PP_TLS
         tls_free(c->tls);
 #endif
-        free(c);
+        conn_pool_put(&conn_recs, c);
     }
 }
 

@@ -113,6 +113,20 @@ int conn_mem_room(uint64_t share_used, uint64_t bytes);
  * when memory is short). */
 void conn_set_bulk(struct conn *c, int on);
 
+/* ---- pools of fixed-size records ----
+ * Long-lived records (a connection, a peer) come from slabs of their own, mapped apart from the
+ * heap: the heap's short-lived buffers (discovery lists, queues) then cannot pin the pages of
+ * an idle peer after they are freed, and no record pays a malloc header. Slabs are kept once
+ * mapped (the next peak reuses them). The sanitizer builds use calloc/free, so that a use after
+ * free is still caught. */
+struct conn_pool {
+    size_t size;  /* bytes per record (set before first use) */
+    void *free;   /* free list */
+    uint32_t used;
+};
+void *conn_pool_get(struct conn_pool *p); /* zeroed, or NULL out of memory */
+void conn_pool_put(struct conn_pool *p, void *rec);
+
 /* ---- per-address limits ---- */
 
 enum { CONN_ADDR_OK, CONN_ADDR_TOO_MANY, CONN_ADDR_TOO_FAST };

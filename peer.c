@@ -243,6 +243,7 @@ static const char *net_key(const void *e, size_t *len)
 }
 
 static struct table peers, remotes, networks;
+static struct conn_pool peer_recs = {.size = sizeof(struct peer)};
 
 static void remote_free(struct peer *r, const char *reason);
 static void net_unlink(struct peer *p);
@@ -1016,7 +1017,7 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
         conn_log(LOG_INFO, "peer.replaced", "%.8s: an unanswering connection replaced by a new one",
                  id);
     }
-    struct peer *p = calloc(1, sizeof *p);
+    struct peer *p = conn_pool_get(&peer_recs);
     if (!p) {
         *reason = "Server out of memory";
         return NULL;
@@ -1028,7 +1029,7 @@ struct peer *peer_open(struct conn *c, const char *id, int may_hub, const char *
         p->tat[i] = (uint32_t)conn_now_ms(); /* every allowance whole */
     p->connected_at = p->last_activity = conn_wall_ms();
     if (table_add(&peers, p)) {
-        free(p);
+        conn_pool_put(&peer_recs, p);
         *reason = "Maximum connections reached";
         stats.refused_full++;
         conn_log(LOG_WARN, "limit.peers", "%.8s: peer table full", id);
@@ -1065,7 +1066,7 @@ static void peer_on_close(struct conn *c, void *owner, const char *reason)
     r = table_find(&remotes, p->id, PEER_ID_LEN);
     if (r && r->shadow_net) remote_reveal(r, moved);
     extra_free(p);
-    free(p);
+    conn_pool_put(&peer_recs, p);
 }
 
 void peer_write_hubs(struct json_writer *w)
@@ -1177,7 +1178,7 @@ struct peer *peer_remote_add(struct conn *via, void *origin, const char *id, con
         conn_log(LOG_WARN, "limit.memory", "remote peer %.8s not kept: memory budget", id);
         return NULL;
     }
-    r = calloc(1, sizeof *r);
+    r = conn_pool_get(&peer_recs);
     if (!r) return NULL;
     remote_bytes += sizeof *r;
     conn_mem_charge((int64_t)sizeof *r);
@@ -1223,7 +1224,7 @@ static void remote_free(struct peer *r, const char *reason)
     extra_free(r);
     remote_bytes -= sizeof *r;
     conn_mem_charge(-(int64_t)sizeof *r);
-    free(r);
+    conn_pool_put(&peer_recs, r);
 }
 
 /* The local peer of r's id is gone: r is what the network should now know (quiet: it knows

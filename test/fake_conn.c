@@ -228,6 +228,20 @@ int conn_text_valid(struct conn *c, const char *msg, size_t len)
     return known(c, "conn_text_valid");
 }
 
+void *conn_pool_get(struct conn_pool *p)
+{
+    void *r = calloc(1, p->size);
+    if (r) p->used++;
+    return r;
+}
+
+void conn_pool_put(struct conn_pool *p, void *r)
+{
+    if (!r) return;
+    p->used--;
+    free(r);
+}
+
 void conn_set_bulk(struct conn *c, int on)
 {
     if (known(c, "conn_set_bulk")) c->bulk = on;

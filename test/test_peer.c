@@ -113,6 +113,7 @@ static void test_discovery(void)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char fmt[64];
         fake_clear(c);
+        fake_advance(1000); /* the announce allowance: a burst of 5, then 1 a second */
         snprintf(fmt, sizeof fmt, "{'type':'announce','networkName':%s}", bad[i]);
         fake_sendq(c, fmt, name);
         CHECKF(fake_has(fake_last(c, "error"), "announce: networkName must be"), "row %zu", i);
@@ -128,6 +129,7 @@ static void test_discovery(void)
                          "{\"blob\":\"%0*d\"}}",
                          (int)nx, 0);
         fake_clear(c);
+        fake_advance(1000);
         fake_deliver_n(c, big, (size_t)n);
         CHECKF(fake_has(fake_last(c, "error"), "announce: data too large") == over, "over %d",
                over);
@@ -664,6 +666,37 @@ static void test_refused_announce(void)
     done();
 }
 
+/* Message rates: the burst passes, the next is dropped with one error naming the limit, the
+ * allowance refills with time, and RATE_STRIKES drops close 1008; a repeat announce is quiet. */
+static void test_rates(void)
+{
+    struct conn *b = join(IDB, "r");
+    struct conn *a = join(IDA, NULL);
+    fake_clear_all();
+    for (int i = 0; i < 5; i++)
+        fake_sendq(a, "{'type':'announce','networkName':'r','data':{'n':%d}}", i);
+    CHECK(fake_count(b, "peer-discovered") == 5 && fake_count(a, "error") == 0);
+    fake_sendq(a, "{'type':'announce','networkName':'r','data':{'n':5}}");
+    CHECK(fake_count(b, "peer-discovered") == 5 && fake_count(a, "error") == 1);
+    CHECK(fake_has(fake_last(a, "error"), "Rate limit: at most 5 announce messages at once"));
+    fake_advance(1000); /* one more allowed, no second error */
+    fake_sendq(a, "{'type':'announce','networkName':'r','data':{'n':6}}");
+    fake_sendq(a, "{'type':'announce','networkName':'r','data':{'n':7}}");
+    CHECK(fake_count(b, "peer-discovered") == 6 && fake_count(a, "error") == 1);
+    /* a repeat of the last announce: the announcer's list, nothing for the network */
+    fake_advance(1000);
+    fake_sendq(a, "{'type':'announce','networkName':'r','data':{'n':6}}");
+    CHECK(fake_count(b, "peer-discovered") == 6 && fake_count(a, "peer-discovered") >= 1);
+    /* the 20th drop within 10 s closes */
+    for (int i = 0; i < 30 && fake_state(a) == FAKE_OPEN; i++)
+        fake_sendq(a, "{'type':'goodbye'}");
+    CHECK(fake_state(a) == FAKE_CLOSING && fake_close_code(a) == WS_CLOSE_POLICY);
+    CHECK(streq(fake_close_reason(a), "Rate limit exceeded"));
+    CHECK(peer_stats()->rate_limited[PEER_RATE_GOODBYE] > 0);
+    fake_reap();
+    done();
+}
+
 int main(void)
 {
     static const struct conn_config cc = {
@@ -687,6 +720,7 @@ int main(void)
     test_hubs();
     test_many();
     test_refused_announce();
+    test_rates();
     peer_free();
     return t_done();
 }
