@@ -386,7 +386,7 @@ async function slowReader(A, B, failures) {
     // each with a peer-discovered for every other member)
     await new Promise((res) => A.c.ws.send(JSON.stringify({ type: 'offer', targetPeerId: r.id, networkName: NET, data: { k: k++, blob } }), res));
     sent += 60000;
-    if (k % 8 === 0) r.write(frame(1, J({ type: 'announce', networkName: NET, data: { slow: k } })));
+    if (k % 64 === 0) r.write(frame(1, J({ type: 'announce', networkName: NET, data: { slow: k } }))); // within the announce rate
     if (k % 16 === 0) await sleep(1);
   }
   await waitFor(() => cut, 5000, 'slow reader cut off').catch(() => {});
