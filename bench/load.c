@@ -620,6 +620,7 @@ static int run_discover(void)
     uint64_t want = opt.mute ? (uint64_t)readers * (uint64_t)(readers - 1)
                              : (uint64_t)ncl * (uint64_t)(ncl - 1);
     uint64_t t0 = now_ns();
+    long long cpu0 = opt.server_pid ? proc_ticks(opt.server_pid) : -1;
     for (int i = 0; i < ncl; i++) send_announce(&cl[i], "storm");
     flush_all();
     for (int i = 0; i < opt.mute && i < ncl; i++) {
@@ -629,6 +630,7 @@ static int run_discover(void)
     }
     while (discovered_total < want && now_ns() < deadline && ndead == 0) loop_once(50);
     double secs = (double)(now_ns() - t0) / 1e9;
+    long long cpu1 = opt.server_pid ? proc_ticks(opt.server_pid) : -1;
     if (opt.mute) { /* then what else comes, until a quiet second */
         uint64_t last = discovered_total, quiet = now_ns();
         while (now_ns() < deadline && now_ns() - quiet < 1000000000ull) {
@@ -641,7 +643,10 @@ static int run_discover(void)
            ncl, ct, opt.mute, (unsigned long long)discovered_total, (unsigned long long)want, secs);
     printf("RESULT discover peers=%d discovered_per_s=%.0f complete=%d secs=%.3f", ncl,
            (double)discovered_total / secs, discovered_total >= want, secs);
-    if (opt.server_pid) printf(" server_peak_rss_kb=%ld", server_hwm_kb());
+    if (opt.server_pid && cpu0 >= 0 && cpu1 >= 0)
+        printf(" server_peak_rss_kb=%ld server_ns_per_msg=%.1f", server_hwm_kb(),
+               (double)(cpu1 - cpu0) * 1e9 / (double)sysconf(_SC_CLK_TCK) /
+                   (double)(discovered_total ? discovered_total : 1));
     printf("\n");
     return discovered_total >= want ? 0 : 1;
 }
