@@ -141,7 +141,7 @@ int conn_from_proxy(const struct conn *c);
 /* ---- clock and logging ---- */
 
 uint64_t conn_now_ms(void);  /* monotonic ms, read once per loop turn */
-uint64_t conn_wall_ms(void); /* ms since the epoch */
+uint64_t conn_wall_ms(void); /* ms since the epoch (in the loop: read once per turn) */
 /* One line per event: `<RFC 3339 UTC time> peerpigeon <level> [<event>] <message>` (no time
  * under journald, which stamps lines itself), or with json one object per line: {"time",
  * "level", "event", "msg"}. `event` is a stable name (a string literal, e.g. "hub.link.up").
