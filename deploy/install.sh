@@ -372,6 +372,12 @@ if [ "$had_env" = 1 ]; then
         kept+=("$line")
     done <"$DESTDIR$ENVF"
 fi
+# behind a reverse proxy on this machine (a loopback HOST): trust what it forwards, so that the
+# per-address limits apply to each client's own address, not to 127.0.0.1 (which is exempt)
+if is_loopback "$host" && ! printf '%s\n' "${kept[@]}" | grep -q '^TRUST_PROXY='; then
+    kept+=("TRUST_PROXY=true")
+    say "TRUST_PROXY=true: HOST=$host is behind a local proxy; its X-Forwarded-For is the client"
+fi
 
 valid_port "$port" || die "--port: expected a port number 1-65535, not '$port'" 2
 port=$((10#$port))

@@ -346,11 +346,13 @@ t "plain uninstall: no file left" eval '[ -z "$(find "$P" -type f)" ]'
 F=$T/fwd
 run "$F" firewalld --hub --binary "$BIN" --public-address 192.0.2.1
 FS=$(val "$F" HUB_SECRET)
+t "public host: no TRUST_PROXY" eval '! grep -q "^TRUST_PROXY" "$F/etc/peerpigeon.env"'
 t "firewalld hub: its own generated secret" eval '[[ $FS =~ ^[0-9a-f]{64}$ ]] && [ "$FS" != "$SECRET" ]'
 t "firewalld: --permanent --add-port and --reload" eval 'has "$OUT" "would run: firewall-cmd --permanent --add-port=3000/tcp" && has "$OUT" "would run: firewall-cmd --reload"'
 run "$F" firewalld --host 127.0.0.1 --binary "$BIN"
 t "loopback host: port closed again, none opened" eval 'has "$OUT" "would run: firewall-cmd --permanent --remove-port=3000/tcp" && has "$OUT" "loopback only: no port opened" && hasnt "$OUT" "add-port"'
 t "loopback host: dial URL ws://127.0.0.1:3000" has "$OUT" "BOOTSTRAP_HUBS=ws://127.0.0.1:3000"
+t "loopback host: TRUST_PROXY=true written (the proxy's X-Forwarded-For is the client)" eval 'grep -qx "TRUST_PROXY=true" "$F/etc/peerpigeon.env" && has "$OUT" "TRUST_PROXY=true: HOST=127.0.0.1"'
 run "$F" none --host 0.0.0.0 --binary "$BIN" --public-address 192.0.2.1
 t "no firewall: says so" has "$OUT" "firewall: none active"
 run "$F" none --hub-secret '' --binary "$BIN" --public-address 192.0.2.1
