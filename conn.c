@@ -287,6 +287,7 @@ static int buf_reserve(struct buf *b, size_t extra, size_t max)
 
 static void buf_put(struct buf *b, const void *p, size_t n)
 {
+    if (!n) return; /* an empty part (no data, no extra) may come with a NULL base */
     memcpy(b->p + b->len, p, n);
     b->len += (uint32_t)n;
 }

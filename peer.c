@@ -644,12 +644,37 @@ static int set_extra(struct peer *p, const struct json_val *data)
     return 0;
 }
 
-static void send_discovered_to(struct peer *to, const struct peer *about)
+/* The announcer's discovery list: a peer-discovered for every other member of its network, as
+ * peer_write_discovered writes it, but from pieces straight into its queue: what is the same
+ * for the whole list (the network name, escaped once; the addressee; the end) is written once,
+ * each member adds only its id and data. */
+static void send_list(struct peer *to)
 {
-    struct json_writer w;
-    json_writer_init(&w, out, out_cap);
-    peer_write_discovered(&w, about, to->id, NULL);
-    if (!w.overflow && conn_send(to->conn, w.p, w.len) == 0) stats.out[PEER_T_DISCOVERED]++;
+    static const char head[] = "{\"type\":\"peer-discovered\",\"data\":{\"peerId\":\"";
+    static const char hub_t[] = "\",\"isHub\":true", hub_f[] = "\",\"isHub\":false";
+    struct network *n = to->net;
+    char mid[96 + 6 * MAX_NETWORK_NAME], end[64];
+    struct json_writer m, e;
+    json_writer_init(&m, mid, sizeof mid);
+    JSON_LIT(&m, "},\"networkName\":");
+    json_write_str(&m, n->name, n->len);
+    JSON_LIT(&m, ",\"fromPeerId\":\"system\"");
+    write_addressee(&m, to->id, 0, NULL);
+    json_writer_init(&e, end, sizeof end);
+    peer_write_end(&e);
+    if (m.overflow || e.overflow) return;
+    conn_expect(to->conn, (size_t)(n->nlocal + n->nremote) * DISCOVERED_EST(n->len));
+    struct iovec iov[6] = {{(void *)head, sizeof head - 1}, {NULL, PEER_ID_LEN}, {NULL, 0},
+                           {NULL, 0}, {mid, m.len}, {end, e.len}};
+    for (int remote = 0; remote < 2; remote++)
+        for (struct peer *q = remote ? n->remote : n->local; q; q = q->next) {
+            if (q == to) continue;
+            iov[1].iov_base = q->id;
+            iov[2] = q->is_hub ? (struct iovec){(void *)hub_t, sizeof hub_t - 1}
+                               : (struct iovec){(void *)hub_f, sizeof hub_f - 1};
+            iov[3] = (struct iovec){q->extra, q->extra_len};
+            if (conn_send_iov(to->conn, iov, 6) == 0) stats.out[PEER_T_DISCOVERED]++;
+        }
 }
 
 int peer_msg_network(const struct json_val *root, char *name, size_t *len)
@@ -700,12 +725,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
     p->ann_hash = h;
     if (repeat) {
         stats.repeats++;
-        conn_expect(p->conn,
-                    (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
-        for (struct peer *q = p->net->local; q; q = q->next)
-            if (q != p) send_discovered_to(p, q);
-        for (struct peer *q = p->net->remote; q; q = q->next)
-            send_discovered_to(p, q);
+        send_list(p);
         return;
     }
     if (p->net && (p->net->len != nl || memcmp(p->net->name, name, nl)))
@@ -740,11 +760,7 @@ static void on_announce(struct peer *p, const struct json_val *root)
              is_hub ? " as a hub" : "");
     p->seq = peer_next_seq();
     announce_to_network(p);
-    conn_expect(p->conn, (size_t)(p->net->nlocal + p->net->nremote) * DISCOVERED_EST(p->net->len));
-    for (struct peer *q = p->net->local; q; q = q->next)
-        if (q != p) send_discovered_to(p, q);
-    for (struct peer *q = p->net->remote; q; q = q->next)
-        send_discovered_to(p, q);
+    send_list(p);
     if (is_hub && p->may_hub && hooks && !p->hub_rights) {
         p->hub_rights = 1;
         conn_set_bulk(p->conn, 1);
