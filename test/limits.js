@@ -82,12 +82,9 @@ const closedP = (ws) => new Promise((r) => {
   ws.on('close', (code, reason) => r({ code, reason: reason.toString() }));
 });
 
-const tests = [];
-const test = (name, fn) => tests.push([name, fn]);
-
-// ---- message rates ----
-
-test('announce storm with fresh 16 KiB data: one error naming the limit, then 1008; members hear of it at most once per allowed announce', async () => {
+// A storm's stage: a server, 10 members of network "v", a control pair, and the attacker
+// connected (its close as a promise).
+async function storm() {
   const S = await startServer();
   const members = [];
   for (let i = 0; i < 10; i++) members.push(await joined(S, 'v'));
@@ -95,7 +92,16 @@ test('announce storm with fresh 16 KiB data: one error naming the limit, then 10
   const att = client(S);
   await att.opened;
   await att.next('connected');
-  const closed = closedP(att.ws);
+  return { S, members, ctl, att, closed: closedP(att.ws) };
+}
+
+const tests = [];
+const test = (name, fn) => tests.push([name, fn]);
+
+// ---- message rates ----
+
+test('announce storm with fresh 16 KiB data: one error naming the limit, then 1008; members hear of it at most once per allowed announce', async () => {
+  const { S, members, ctl, att, closed } = await storm();
   const t0 = Date.now();
   let n = 0;
   while (att.ws.readyState === 1 && n < 2000) {
@@ -141,14 +147,7 @@ test('identical re-announce: the announcer gets its list each time, the network 
 });
 
 test('goodbye and network-switch storm: limited, then 1008; others unaffected', async () => {
-  const S = await startServer();
-  const members = [];
-  for (let i = 0; i < 10; i++) members.push(await joined(S, 'v'));
-  const ctl = await controlPair(S);
-  const att = client(S);
-  await att.opened;
-  await att.next('connected');
-  const closed = closedP(att.ws);
+  const { S, members, ctl, att, closed } = await storm();
   let n = 0;
   while (att.ws.readyState === 1 && n < 3000) {
     att.send({ type: 'announce', networkName: n % 2 ? 'v' : 'w' });
